@@ -1,0 +1,243 @@
+//! The command-line tools for adapter developers and operators.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+
+use pairing_worker::engine::classify::classify as classify_page;
+use pairing_worker::fixtures;
+use pairing_worker::provider::Registry;
+use pairing_worker::sandbox::script::SandboxScript;
+
+/// `pair` exit codes, documented in `--help` and the README.
+pub const EXIT_PAIRED: u8 = 0;
+pub const EXIT_NOT_PAIRED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_INFRASTRUCTURE: u8 = 3;
+
+/// Logs go to stderr (JSON with `LOG_FORMAT=json`); stdout is kept for results.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[derive(Args)]
+pub struct ProvidersArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn providers(registry: &Registry, args: ProvidersArgs) -> anyhow::Result<ExitCode> {
+    let list = registry.list();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
+        println!("{:<15} {:<15} {:<10} {:>6}  languages", "id", "name", "status", "pages");
+        for p in list {
+            let status = serde_json::to_value(p.status)?;
+            println!(
+                "{:<15} {:<15} {:<10} {:>6}  {}",
+                p.id,
+                p.name,
+                status.as_str().unwrap_or_default(),
+                p.recorded_pages,
+                p.languages.join(",")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct ClassifyArgs {
+    /// Provider id (see `providers`).
+    #[arg(long)]
+    provider: String,
+    /// The saved HTML page.
+    file: PathBuf,
+    /// The URL the page was at (default: the provider's entry URL).
+    #[arg(long)]
+    url: Option<String>,
+}
+
+/// Reads a file that must be an HTML page, with one clear error otherwise.
+fn read_html(path: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{} is not text (UTF-8): give a saved HTML page", path.display()))?;
+    if !text.to_ascii_lowercase().contains("<html") && !text.to_ascii_lowercase().contains("<body") {
+        bail!("{} does not look like HTML (no <html> or <body>): give a saved HTML page", path.display());
+    }
+    Ok(text)
+}
+
+pub fn classify(registry: &Registry, args: ClassifyArgs) -> anyhow::Result<ExitCode> {
+    let spec = registry.get(&args.provider)?;
+    let html = read_html(&args.file)?;
+    let url = args.url.unwrap_or_else(|| spec.entry_url(None));
+    match classify_page(&spec, &url, &html, None) {
+        Ok(found) => {
+            println!("{}", serde_json::to_string_pretty(&found)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            println!("{}", serde_json::json!({"page": null, "outcome": {"category": "unrecognized_page"}, "error": error.to_string()}));
+            Ok(ExitCode::from(EXIT_NOT_PAIRED))
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum FixtureCommand {
+    /// Check every recorded page against its expected classification.
+    Check {
+        /// Only this provider.
+        #[arg(long)]
+        provider: Option<String>,
+    },
+    /// Turn an unrecognised-page artifact folder into a recorded page plus an expected file to fill in.
+    Add {
+        /// The artifact folder an `unrecognized_page` outcome names.
+        artifact: PathBuf,
+        #[arg(long)]
+        provider: String,
+        /// The case name (file stem), e.g. `login_wrong_password_de`.
+        #[arg(long)]
+        case: String,
+        /// The fixtures folder to write into.
+        #[arg(long, default_value = "fixtures")]
+        into: PathBuf,
+    },
+}
+
+pub fn fixture(registry: &Registry, command: FixtureCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        FixtureCommand::Check { provider } => {
+            let specs: Vec<_> = match provider {
+                Some(id) => vec![registry.get(&id)?],
+                None => registry.supported().cloned().collect(),
+            };
+            let mut failed = 0;
+            let mut passed = 0;
+            for spec in specs {
+                let pages = fixtures::load(&registry.fixtures, &spec.id).map_err(anyhow::Error::msg)?;
+                match SandboxScript::load(&registry.fixtures, &spec.id, &pages) {
+                    Ok(Some(_)) => passed += 1,
+                    Ok(None) => {
+                        failed += 1;
+                        println!("FAIL {}/sandbox.toml: missing", spec.id);
+                    }
+                    Err(problem) => {
+                        failed += 1;
+                        println!("FAIL {problem}");
+                    }
+                }
+                for page in pages {
+                    match page.check(&spec) {
+                        Ok(_) => passed += 1,
+                        Err(problems) => {
+                            failed += 1;
+                            println!("FAIL {}/{}:\n  {}", page.provider, page.case, problems.replace('\n', "\n  "));
+                        }
+                    }
+                }
+            }
+            println!("{passed} passed, {failed} failed");
+            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(EXIT_NOT_PAIRED) })
+        }
+        FixtureCommand::Add { artifact, provider, case, into } => {
+            registry.get(&provider)?;
+            let path = pairing_worker::engine::artifacts::promote(&artifact, &provider, &case, &into)?;
+            println!("wrote {} and its expected file: fill in `page` and `outcome`, then run `pairing-worker fixture check --fixtures {}`", path.display(), into.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct PairArgs {
+    #[arg(long)]
+    provider: String,
+    #[arg(long)]
+    username: String,
+    /// Read the password from the first line of standard input (never from an argument).
+    #[arg(long, required = true)]
+    password_stdin: bool,
+    /// Portal base URL (e.g. the sandbox's `http://127.0.0.1:8090/deliveroo`); default: the real portal.
+    #[arg(long)]
+    base_url: Option<String>,
+    /// When the portal asks for a code, read it from standard input (prompting on a terminal).
+    #[arg(long)]
+    code_stdin: bool,
+    /// Use this WebDriver endpoint (chromedriver or Selenium Grid) instead of starting chromedriver.
+    #[arg(long, env = "PAIRING_WORKER_WEBDRIVER")]
+    webdriver: Option<String>,
+    /// Provider store ids that must be on the account (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    expect_store: Vec<String>,
+    /// Where to keep artifacts of unrecognised pages.
+    #[arg(long, default_value = "artifacts")]
+    artifacts: PathBuf,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    deadline_secs: u64,
+}
+
+fn read_secret_line(stdin: &mut impl BufRead, what: &str) -> anyhow::Result<secrecy::SecretString> {
+    let mut line = zeroize::Zeroizing::new(String::new());
+    stdin.read_line(&mut line).with_context(|| format!("reading the {what} from standard input"))?;
+    let value = line.trim_end_matches(['\n', '\r']);
+    if value.is_empty() {
+        bail!("no {what} on standard input");
+    }
+    Ok(secrecy::SecretString::from(value.to_string()))
+}
+
+pub async fn pair(registry: Registry, args: PairArgs) -> anyhow::Result<ExitCode> {
+    let _ = (registry, args);
+    let _ = std::io::stdin().is_terminal();
+    let _ = std::io::stderr().flush();
+    let _ = read_secret_line(&mut std::io::stdin().lock(), "password");
+    bail!("pair: not built yet")
+}
+
+#[derive(Args)]
+pub struct SandboxArgs {
+    /// Address to serve on.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    listen: String,
+    /// Print the scenario accounts and their expected outcomes instead of serving.
+    #[arg(long)]
+    scenarios: bool,
+    /// With --scenarios: print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn sandbox(registry: Registry, args: SandboxArgs) -> anyhow::Result<ExitCode> {
+    let _ = (registry, args);
+    bail!("sandbox: not built yet")
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Use this WebDriver endpoint instead of starting chromedriver.
+    #[arg(long, env = "PAIRING_WORKER_WEBDRIVER")]
+    webdriver: Option<String>,
+    /// Only this provider.
+    #[arg(long)]
+    provider: Option<String>,
+}
+
+pub async fn demo(registry: Registry, args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let _ = (registry, args);
+    bail!("demo: not built yet")
+}

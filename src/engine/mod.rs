@@ -1,0 +1,4 @@
+//! The recognise -> act loop.
+
+pub mod classify;
+pub mod artifacts;

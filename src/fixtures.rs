@@ -1,0 +1,118 @@
+//! Recorded pages: `fixtures/<provider>/<case>.html` beside `<case>.toml`, the classification the
+//! page must produce. Every recorded page is a test, and the sandbox portal serves the same pages.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::classify::{classify, Classification};
+use crate::outcome::{self, CodeChannel, Outcome};
+use crate::provider::{Files, ProviderSpec};
+
+/// What a recorded page must classify to (`<case>.toml`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expected {
+    /// The real portal URL the page was recorded at.
+    pub url: String,
+    /// The page rule that must match.
+    pub page: String,
+    #[serde(default)]
+    pub overlays: Vec<String>,
+    /// The outcome a pairing ends in here; absent for pages the engine acts on.
+    #[serde(default, with = "outcome::compact::option", skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    /// A part of the portal's own message that must be captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub store_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_channel: Option<CodeChannel>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    /// The page's language (BCP 47), for the provider checklist.
+    #[serde(default = "default_language")]
+    pub language: String,
+    /// The HTTP status the sandbox serves the page with.
+    #[serde(default = "default_status")]
+    pub status: u16,
+    /// Free text for the adapter developer (where the page came from, what is odd about it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+fn default_language() -> String {
+    "en".into()
+}
+
+fn default_status() -> u16 {
+    200
+}
+
+#[derive(Debug, Clone)]
+pub struct Fixture {
+    pub provider: String,
+    pub case: String,
+    pub html: String,
+    pub expected: Expected,
+}
+
+/// Loads every recorded page of a provider, sorted by case name.
+pub fn load(files: &Files, provider: &str) -> Result<Vec<Fixture>, String> {
+    let mut out = Vec::new();
+    for name in files.list(provider) {
+        let Some(case) = name.strip_suffix(".html") else { continue };
+        let html = files.read(&format!("{provider}/{name}")).ok_or_else(|| format!("{}: unreadable", files.display(&name)))?;
+        let toml_path = format!("{provider}/{case}.toml");
+        let text = files
+            .read(&toml_path)
+            .ok_or_else(|| format!("{}: missing (every page needs its expected classification)", files.display(&toml_path)))?;
+        let expected: Expected = toml::from_str(&text).map_err(|e| format!("{}: {e}", files.display(&toml_path)))?;
+        out.push(Fixture { provider: provider.to_string(), case: case.to_string(), html, expected });
+    }
+    Ok(out)
+}
+
+impl Fixture {
+    /// Classifies the page and compares with what it must be; `Err` says every difference.
+    pub fn check(&self, spec: &ProviderSpec) -> Result<Classification, String> {
+        let got = classify(spec, &self.expected.url, &self.html, None).map_err(|e| e.to_string())?;
+        let want = &self.expected;
+        let mut problems = Vec::new();
+        if got.page != want.page {
+            problems.push(format!("page: expected `{}`, got `{}`", want.page, got.page));
+        }
+        if got.overlays != want.overlays {
+            problems.push(format!("overlays: expected {:?}, got {:?}", want.overlays, got.overlays));
+        }
+        if got.outcome != want.outcome {
+            let show = |o: Option<Outcome>| o.map_or("none (an intermediate page)".to_string(), |o| o.to_string());
+            problems.push(format!("outcome: expected {}, got {}", show(want.outcome), show(got.outcome)));
+        }
+        if let Some(part) = &want.raw_message {
+            if !got.raw_message.as_deref().unwrap_or_default().contains(part.as_str()) {
+                problems.push(format!("raw_message: expected to contain {part:?}, got {:?}", got.raw_message));
+            }
+        }
+        let ids: Vec<&str> = got.stores.iter().map(|s| s.id.as_str()).collect();
+        if !want.store_ids.is_empty() && ids != want.store_ids {
+            problems.push(format!("store_ids: expected {:?}, got {ids:?}", want.store_ids));
+        }
+        if let Some(channel) = want.code_channel {
+            let got_channel = got.code_request.as_ref().map(|c| c.channel);
+            if got_channel != Some(channel) {
+                problems.push(format!("code_channel: expected {channel:?}, got {got_channel:?}"));
+            }
+        }
+        if let Some(destination) = &want.destination {
+            let got_destination = got.code_request.as_ref().and_then(|c| c.destination.clone());
+            if got_destination.as_deref() != Some(destination.as_str()) {
+                problems.push(format!("destination: expected {destination:?}, got {got_destination:?}"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(got)
+        } else {
+            Err(problems.join("\n"))
+        }
+    }
+}

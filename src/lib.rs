@@ -1,0 +1,12 @@
+//! pairing-worker: logs restaurants back into delivery-platform merchant portals with a real
+//! browser, and says exactly what broke and how to fix it.
+//!
+//! Data flows one way: provider spec + browser -> engine -> [`outcome::Outcome`] -> caller.
+
+pub mod browser;
+pub mod engine;
+pub mod fixtures;
+pub mod outcome;
+pub mod provider;
+pub mod sandbox;
+pub mod secret;

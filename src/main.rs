@@ -1,0 +1,79 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use pairing_worker::provider::{Files, Registry};
+
+mod cli;
+
+/// Logs restaurants back into their delivery-platform merchant portals with a real browser.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(flatten)]
+    sources: Sources,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where provider specs and recorded pages come from (default: compiled into the binary).
+#[derive(Args, Clone)]
+pub struct Sources {
+    /// Read provider specs from this folder instead of the embedded ones.
+    #[arg(long, global = true, env = "PAIRING_WORKER_PROVIDERS")]
+    providers: Option<PathBuf>,
+    /// Read recorded pages from this folder instead of the embedded ones.
+    #[arg(long, global = true, env = "PAIRING_WORKER_FIXTURES")]
+    fixtures: Option<PathBuf>,
+}
+
+impl Sources {
+    pub fn registry(&self) -> anyhow::Result<Registry> {
+        let providers = self.providers.clone().map_or_else(Files::embedded_providers, Files::Disk);
+        let fixtures = self.fixtures.clone().map_or_else(Files::embedded_fixtures, Files::Disk);
+        Ok(Registry::load(providers, fixtures)?)
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List all fifteen providers with their support status.
+    Providers(cli::ProvidersArgs),
+    /// Say which page rule a saved page matches and what outcome it means.
+    Classify(cli::ClassifyArgs),
+    /// Log into one portal in a real browser and print the outcome as JSON.
+    Pair(cli::PairArgs),
+    /// Serve the recorded pages as stateful fake portals.
+    Sandbox(cli::SandboxArgs),
+    /// Start the sandbox and run every scenario of every supported provider in the browser.
+    Demo(cli::DemoArgs),
+    /// Recorded pages: check them, or turn an unrecognised page into a new one.
+    #[command(subcommand)]
+    Fixture(cli::FixtureCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli::init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let result: anyhow::Result<ExitCode> = runtime.block_on(async {
+        let registry = cli.sources.registry().context("loading provider specs")?;
+        match cli.command {
+            Command::Providers(args) => cli::providers(&registry, args),
+            Command::Classify(args) => cli::classify(&registry, args),
+            Command::Pair(args) => cli::pair(registry, args).await,
+            Command::Sandbox(args) => cli::sandbox(registry, args).await,
+            Command::Demo(args) => cli::demo(registry, args).await,
+            Command::Fixture(command) => cli::fixture(&registry, command),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(cli::EXIT_USAGE)
+        }
+    }
+}

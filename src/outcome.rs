@@ -1,0 +1,336 @@
+//! The closed outcome taxonomy and the one table that decides what follows each outcome.
+//!
+//! Adapters only say what they saw (an [`Outcome`]); [`Outcome::decision`] alone decides what the
+//! merchant is shown and what the queue does next.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use strum::IntoEnumIterator;
+
+/// Every way a pairing can end: `{"category": ..., "reason": ...}` on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "category", content = "reason", rename_all = "snake_case")]
+pub enum Outcome {
+    Paired,
+    InvalidCredentials(InvalidCredentials),
+    TwoFactor(TwoFactor),
+    BlockedByThirdParty(Blocked),
+    InvalidStoreConfig(StoreConfig),
+    ProviderUnavailable(Unavailable),
+    UnrecognizedPage,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter, strum::AsRefStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum InvalidCredentials {
+    WrongPassword,
+    UnknownAccount,
+    PasswordExpired,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter, strum::AsRefStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum TwoFactor {
+    CodeRequired,
+    CodeInvalid,
+    CodeExpired,
+    CodeTimeout,
+    /// Push approval or a hardware key: nothing we can type.
+    MethodUnsupported,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter, strum::AsRefStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Blocked {
+    Captcha,
+    /// Cloudflare / PerimeterX / Akamai walls.
+    BotProtection,
+    TooManyAttempts,
+    AccountLocked,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter, strum::AsRefStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum StoreConfig {
+    RestaurantInactive,
+    /// The account signs in through Google/Apple/phone instead of email + password.
+    NonTraditionalLogin,
+    StoreNotFound,
+    InsufficientRole,
+    TermsNotAccepted,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter, strum::AsRefStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Unavailable {
+    Maintenance,
+    ServerError,
+    Timeout,
+}
+
+/// How the portal delivers a verification code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeChannel {
+    Email,
+    Sms,
+    AuthenticatorApp,
+}
+
+/// What a code page told us: enough for the dashboard to say "enter the code we sent to j***@x.com".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeRequest {
+    pub channel: CodeChannel,
+    /// The masked destination exactly as the portal shows it.
+    pub destination: Option<String>,
+    pub code_length: Option<usize>,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A store found in the portal after login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Store {
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// What the dashboard offers the merchant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::AsRefStr)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Resolution {
+    /// Nothing to repair.
+    None,
+    /// Re-enter credentials and, if asked, the verification code.
+    Reconnect,
+    /// Change something in the provider's own portal or with its support, then re-check.
+    ExternalSteps,
+    RetryLater,
+    ContactSupport,
+}
+
+/// What the queue does with the job next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::AsRefStr)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum QueueAction {
+    Done,
+    /// Keep the job (and its browser) waiting for the merchant.
+    WaitForUser,
+    /// Transient: retry automatically with capped exponential backoff.
+    RetryWithBackoff,
+    /// Final failure: no automatic attempt until something changes (credentials, the merchant's click).
+    NeverRetry,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub resolution: Resolution,
+    pub queue: QueueAction,
+}
+
+impl Outcome {
+    /// THE decision table. Exhaustive by construction: a new variant does not compile until it is
+    /// placed here.
+    pub fn decision(self) -> Decision {
+        use QueueAction::*;
+        use Resolution::*;
+        let (resolution, queue) = match self {
+            Outcome::Paired => (None, Done),
+            // Retrying a wrong password is how accounts get locked: only new credentials unlock it.
+            Outcome::InvalidCredentials(_) => (Reconnect, NeverRetry),
+            Outcome::TwoFactor(TwoFactor::CodeRequired | TwoFactor::CodeInvalid) => {
+                (Reconnect, WaitForUser)
+            }
+            Outcome::TwoFactor(TwoFactor::CodeExpired | TwoFactor::CodeTimeout) => {
+                (Reconnect, NeverRetry)
+            }
+            Outcome::TwoFactor(TwoFactor::MethodUnsupported) => (ExternalSteps, NeverRetry),
+            // A wall is lifted by a fresh, human-paced login, not by hammering it.
+            Outcome::BlockedByThirdParty(Blocked::Captcha | Blocked::BotProtection) => {
+                (Reconnect, NeverRetry)
+            }
+            Outcome::BlockedByThirdParty(Blocked::TooManyAttempts) => (RetryLater, NeverRetry),
+            Outcome::BlockedByThirdParty(Blocked::AccountLocked) => (ExternalSteps, NeverRetry),
+            Outcome::InvalidStoreConfig(_) => (ExternalSteps, NeverRetry),
+            Outcome::ProviderUnavailable(_) => (RetryLater, RetryWithBackoff),
+            // Our adapter is out of date: nothing the merchant can do.
+            Outcome::UnrecognizedPage => (ContactSupport, NeverRetry),
+        };
+        Decision { resolution, queue }
+    }
+
+    /// Whether re-entering credentials (and a code) can repair this outcome.
+    pub fn is_reauth_repairable(self) -> bool {
+        self.decision().resolution == Resolution::Reconnect
+    }
+
+    pub fn category(self) -> &'static str {
+        match self {
+            Outcome::Paired => "paired",
+            Outcome::InvalidCredentials(_) => "invalid_credentials",
+            Outcome::TwoFactor(_) => "two_factor",
+            Outcome::BlockedByThirdParty(_) => "blocked_by_third_party",
+            Outcome::InvalidStoreConfig(_) => "invalid_store_config",
+            Outcome::ProviderUnavailable(_) => "provider_unavailable",
+            Outcome::UnrecognizedPage => "unrecognized_page",
+        }
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Outcome::Paired | Outcome::UnrecognizedPage => Option::None,
+            Outcome::InvalidCredentials(r) => Some(r.as_ref()),
+            Outcome::TwoFactor(r) => Some(r.as_ref()),
+            Outcome::BlockedByThirdParty(r) => Some(r.as_ref()),
+            Outcome::InvalidStoreConfig(r) => Some(r.as_ref()),
+            Outcome::ProviderUnavailable(r) => Some(r.as_ref()),
+        }
+    }
+
+    /// Every outcome there is, for tests, docs and the sandbox checklist.
+    pub fn all() -> Vec<Outcome> {
+        let mut all = vec![Outcome::Paired, Outcome::UnrecognizedPage];
+        all.extend(InvalidCredentials::iter().map(Outcome::InvalidCredentials));
+        all.extend(TwoFactor::iter().map(Outcome::TwoFactor));
+        all.extend(Blocked::iter().map(Outcome::BlockedByThirdParty));
+        all.extend(StoreConfig::iter().map(Outcome::InvalidStoreConfig));
+        all.extend(Unavailable::iter().map(Outcome::ProviderUnavailable));
+        all
+    }
+}
+
+/// `category/reason`, the compact form used in provider specs and fixtures.
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.reason() {
+            Some(reason) => write!(f, "{}/{}", self.category(), reason),
+            None => f.write_str(self.category()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown outcome `{0}`: expected `category/reason`, e.g. `invalid_credentials/wrong_password` (see `pairing-worker outcomes`)")]
+pub struct UnknownOutcome(pub String);
+
+impl FromStr for Outcome {
+    type Err = UnknownOutcome;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Outcome::all()
+            .into_iter()
+            .find(|outcome| outcome.to_string() == text)
+            .ok_or_else(|| UnknownOutcome(text.to_string()))
+    }
+}
+
+/// Lets specs and fixtures write outcomes as `"category/reason"` strings.
+pub mod compact {
+    use super::Outcome;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(outcome: &Outcome, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(outcome)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Outcome, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+
+    pub mod option {
+        use super::Outcome;
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(outcome: &Option<Outcome>, s: S) -> Result<S::Ok, S::Error> {
+            match outcome {
+                Some(outcome) => s.collect_str(outcome),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Outcome>, D::Error> {
+            Option::<String>::deserialize(d)?
+                .map(|text| text.parse().map_err(serde::de::Error::custom))
+                .transpose()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn decision_table_is_total_and_consistent() {
+        let all = Outcome::all();
+        // The issue names 25 machine reasons plus `paired` and `unrecognized_page`.
+        assert_eq!(all.len(), 27);
+        assert_eq!(all.iter().collect::<HashSet<_>>().len(), all.len());
+        for outcome in all {
+            let decision = outcome.decision();
+            match outcome {
+                Outcome::Paired => {
+                    assert_eq!(decision.queue, QueueAction::Done);
+                    assert_eq!(decision.resolution, Resolution::None);
+                }
+                Outcome::InvalidCredentials(_) => {
+                    assert_eq!(decision.resolution, Resolution::Reconnect);
+                    assert_eq!(decision.queue, QueueAction::NeverRetry, "{outcome}");
+                }
+                Outcome::InvalidStoreConfig(_) => {
+                    assert_eq!(decision.resolution, Resolution::ExternalSteps)
+                }
+                Outcome::ProviderUnavailable(_) => {
+                    assert_eq!(decision.queue, QueueAction::RetryWithBackoff)
+                }
+                _ => assert_ne!(decision.resolution, Resolution::None, "{outcome}"),
+            }
+            // Only transient outcomes may ever be retried without a human.
+            if decision.queue == QueueAction::RetryWithBackoff {
+                assert!(matches!(outcome, Outcome::ProviderUnavailable(_)), "{outcome}");
+            }
+        }
+    }
+
+    #[test]
+    fn wire_form_is_category_and_reason() {
+        let outcome = Outcome::TwoFactor(TwoFactor::CodeRequired);
+        let json = serde_json::to_value(outcome).unwrap();
+        assert_eq!(json, serde_json::json!({"category": "two_factor", "reason": "code_required"}));
+        assert_eq!(serde_json::to_value(Outcome::Paired).unwrap(), serde_json::json!({"category": "paired"}));
+        for outcome in Outcome::all() {
+            let back: Outcome = serde_json::from_value(serde_json::to_value(outcome).unwrap()).unwrap();
+            assert_eq!(back, outcome);
+            assert_eq!(outcome.to_string().parse::<Outcome>().unwrap(), outcome);
+        }
+    }
+
+    #[test]
+    fn unknown_compact_outcome_is_a_clear_error() {
+        let err = "invalid_credentials/wrong_pasword".parse::<Outcome>().unwrap_err();
+        assert!(err.to_string().contains("wrong_pasword"));
+    }
+}

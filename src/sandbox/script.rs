@@ -1,0 +1,110 @@
+//! `fixtures/<provider>/sandbox.toml`: which recorded page the fake portal shows when, and the
+//! scenario accounts that drive it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::fixtures::Fixture;
+use crate::outcome::{self, Outcome};
+use crate::provider::Files;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxScript {
+    pub username_field: String,
+    pub password_field: String,
+    #[serde(default = "default_code_field")]
+    pub code_field: String,
+    pub entry: String,
+    pub wrong_password: String,
+    #[serde(default)]
+    pub wrong_code: Option<String>,
+    pub scenarios: Vec<Scenario>,
+}
+
+fn default_code_field() -> String {
+    "code".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub typed_password: Option<String>,
+    #[serde(default)]
+    pub typed_code: Option<String>,
+    #[serde(default)]
+    pub supply_code: bool,
+    #[serde(default)]
+    pub unknown: bool,
+    pub steps: Vec<String>,
+    #[serde(with = "outcome::compact")]
+    pub expected: Outcome,
+}
+
+/// One line of `sandbox --scenarios --json`: everything a client needs to drive the scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioCard {
+    pub provider: String,
+    pub scenario: String,
+    pub description: String,
+    pub username: String,
+    pub password: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    pub expected: Outcome,
+}
+
+impl Scenario {
+    pub fn card(&self, provider: &str) -> ScenarioCard {
+        ScenarioCard {
+            provider: provider.to_string(),
+            scenario: self.name.clone(),
+            description: self.description.clone(),
+            username: self.username.clone(),
+            password: self.typed_password.clone().unwrap_or_else(|| self.password.clone()),
+            code: if self.supply_code { self.typed_code.clone().or_else(|| self.code.clone()) } else { None },
+            expected: self.expected,
+        }
+    }
+}
+
+impl SandboxScript {
+    /// Loads and cross-checks a provider's script against its recorded pages.
+    pub fn load(files: &Files, provider: &str, pages: &[Fixture]) -> Result<Option<SandboxScript>, String> {
+        let path = format!("{provider}/sandbox.toml");
+        let Some(text) = files.read(&path) else { return Ok(None) };
+        let script: SandboxScript = toml::from_str(&text).map_err(|e| format!("{}: {e}", files.display(&path)))?;
+        let known = |case: &str| pages.iter().any(|p| p.case == case);
+        let mut referenced = vec![("entry", &script.entry), ("wrong_password", &script.wrong_password)];
+        if let Some(wrong_code) = &script.wrong_code {
+            referenced.push(("wrong_code", wrong_code));
+        }
+        for scenario in &script.scenarios {
+            for step in &scenario.steps {
+                referenced.push(("steps", step));
+            }
+        }
+        for (field, case) in referenced {
+            if !known(case) {
+                return Err(format!("{}: {field}: no recorded page `{case}` in {provider}/", files.display(&path)));
+            }
+        }
+        if script.scenarios.iter().filter(|s| s.unknown).count() > 1 {
+            return Err(format!("{}: only one scenario may be `unknown = true`", files.display(&path)));
+        }
+        let mut names: Vec<&str> = script.scenarios.iter().map(|s| s.username.as_str()).collect();
+        names.sort_unstable();
+        if let Some(dup) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!("{}: two scenarios use the username `{}`", files.display(&path), dup[0]));
+        }
+        Ok(Some(script))
+    }
+}

@@ -7,7 +7,16 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use pairing_worker::browser::{Browser, BrowserConfig};
 use pairing_worker::engine::classify::classify as classify_page;
+use pairing_worker::engine::pairing::{pair_in_new_session, CodeSource, NoCodes, PairingOptions};
+use pairing_worker::outcome::{CodeRequest, Outcome};
+use pairing_worker::sandbox::script::ScenarioCard;
+use pairing_worker::sandbox::{run_card, Sandbox};
+use pairing_worker::secret::{Credentials, SecretString};
 use pairing_worker::fixtures;
 use pairing_worker::provider::Registry;
 use pairing_worker::sandbox::script::SandboxScript;
@@ -201,12 +210,77 @@ fn read_secret_line(stdin: &mut impl BufRead, what: &str) -> anyhow::Result<secr
     Ok(secrecy::SecretString::from(value.to_string()))
 }
 
+/// The merchant at a terminal (or a pipe): asked for the code when the portal wants one.
+struct StdinCode {
+    asked: bool,
+}
+
+impl CodeSource for StdinCode {
+    async fn code(&mut self, request: &CodeRequest, previous: Option<Outcome>) -> Option<SecretString> {
+        if self.asked && !std::io::stdin().is_terminal() {
+            return None; // a pipe holds one code; do not wait on an empty stdin
+        }
+        self.asked = true;
+        let prompt = format!(
+            "{}enter the {}code sent by {:?}{}: ",
+            previous.map(|p| format!("{p}; ")).unwrap_or_default(),
+            request.code_length.map(|n| format!("{n}-digit ")).unwrap_or_default(),
+            request.channel,
+            request.destination.as_deref().map(|d| format!(" to {d}")).unwrap_or_default(),
+        );
+        tokio::task::spawn_blocking(move || {
+            if std::io::stdin().is_terminal() {
+                eprint!("{prompt}");
+                let _ = std::io::stderr().flush();
+            }
+            read_secret_line(&mut std::io::stdin().lock(), "code").ok()
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+}
+
+pub fn browser_config(webdriver: Option<String>) -> BrowserConfig {
+    BrowserConfig { webdriver, ..BrowserConfig::default() }
+}
+
 pub async fn pair(registry: Registry, args: PairArgs) -> anyhow::Result<ExitCode> {
-    let _ = (registry, args);
-    let _ = std::io::stdin().is_terminal();
-    let _ = std::io::stderr().flush();
-    let _ = read_secret_line(&mut std::io::stdin().lock(), "password");
-    bail!("pair: not built yet")
+    let spec = registry.get(&args.provider)?;
+    if !args.password_stdin {
+        bail!("give the password on standard input with --password-stdin");
+    }
+    let password = read_secret_line(&mut std::io::stdin().lock(), "password")?;
+    let credentials = Credentials { username: args.username.clone(), password };
+    let options = PairingOptions {
+        base_url: args.base_url.clone(),
+        expected_stores: args.expect_store.clone(),
+        deadline: Duration::from_secs(args.deadline_secs),
+        artifacts_dir: Some(args.artifacts.clone()),
+        ..PairingOptions::default()
+    };
+    let browser = match Browser::launch(browser_config(args.webdriver.clone())).await {
+        Ok(browser) => browser,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(ExitCode::from(EXIT_INFRASTRUCTURE));
+        }
+    };
+    let result = if args.code_stdin {
+        pair_in_new_session(&browser, &spec, &credentials, &mut StdinCode { asked: false }, &options).await
+    } else {
+        pair_in_new_session(&browser, &spec, &credentials, &mut NoCodes, &options).await
+    };
+    match result {
+        Ok(report) => {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(ExitCode::from(if report.outcome == Outcome::Paired { EXIT_PAIRED } else { EXIT_NOT_PAIRED }))
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            Ok(ExitCode::from(EXIT_INFRASTRUCTURE))
+        }
+    }
 }
 
 #[derive(Args)]
@@ -223,8 +297,29 @@ pub struct SandboxArgs {
 }
 
 pub async fn sandbox(registry: Registry, args: SandboxArgs) -> anyhow::Result<ExitCode> {
-    let _ = (registry, args);
-    bail!("sandbox: not built yet")
+    let sandbox = Arc::new(Sandbox::from_registry(&registry)?);
+    if args.scenarios {
+        let cards = sandbox.scenarios();
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&cards)?);
+        } else {
+            println!("{:<10} {:<26} {:<34} {:<20} {:<8} expected", "provider", "scenario", "username", "password", "code");
+            for c in cards {
+                println!("{:<10} {:<26} {:<34} {:<20} {:<8} {}", c.provider, c.scenario, c.username, c.password, c.code.unwrap_or_default(), c.expected);
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (addr, task) = sandbox.clone().serve(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    eprintln!("sandbox portals on http://{addr}/ ({}); Ctrl-C stops", sandbox.providers().collect::<Vec<_>>().join(", "));
+    for provider in sandbox.providers() {
+        eprintln!("  pairing-worker pair --provider {provider} --base-url http://{addr}/{provider} --username ... --password-stdin");
+    }
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = task => {}
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Args)]
@@ -235,9 +330,62 @@ pub struct DemoArgs {
     /// Only this provider.
     #[arg(long)]
     provider: Option<String>,
+    /// How many browsers run at once.
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+    /// Print the results as JSON lines instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 pub async fn demo(registry: Registry, args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let _ = (registry, args);
-    bail!("demo: not built yet")
+    if let Some(provider) = &args.provider {
+        registry.get(provider)?;
+    }
+    let sandbox = Arc::new(Sandbox::from_registry(&registry)?);
+    let (addr, _server) = sandbox.clone().serve("127.0.0.1:0").await?;
+    let browser = Browser::launch(browser_config(args.webdriver.clone())).await?;
+    let cards: Vec<ScenarioCard> =
+        sandbox.scenarios().into_iter().filter(|c| args.provider.as_deref().is_none_or(|p| p == c.provider)).collect();
+    let bar = indicatif::ProgressBar::new(cards.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed} {msg}").expect("static template"),
+    );
+    let slots = Arc::new(tokio::sync::Semaphore::new(args.jobs.max(1)));
+    let mut runs = tokio::task::JoinSet::new();
+    for (index, card) in cards.into_iter().enumerate() {
+        let (browser, registry, slots, bar) = (browser.clone(), registry.clone(), slots.clone(), bar.clone());
+        let base = format!("http://{addr}/{}", card.provider);
+        runs.spawn(async move {
+            let _slot = slots.acquire_owned().await.expect("semaphore open");
+            let result = run_card(&browser, &registry, &card, &base).await;
+            bar.inc(1);
+            bar.set_message(format!("{}/{}", card.provider, card.scenario));
+            (index, card, result)
+        });
+    }
+    let mut results = runs.join_all().await;
+    bar.finish_and_clear();
+    results.sort_by_key(|(index, ..)| *index);
+    let mut failures = 0;
+    if !args.json {
+        println!("{:<10} {:<26} {:<44} {:<44} {:>7}", "provider", "scenario", "outcome", "expected", "time");
+    }
+    for (_, card, result) in results {
+        let (got, ms) = match &result {
+            Ok(report) => (report.outcome.to_string(), report.elapsed_ms),
+            Err(error) => (format!("error: {error}"), 0),
+        };
+        let ok = got == card.expected.to_string();
+        failures += usize::from(!ok);
+        if args.json {
+            println!("{}", serde_json::json!({"provider": card.provider, "scenario": card.scenario, "outcome": got, "expected": card.expected.to_string(), "ok": ok, "ms": ms}));
+        } else {
+            println!("{:<10} {:<26} {:<44} {:<44} {:>5}ms {}", card.provider, card.scenario, got, card.expected.to_string(), ms, if ok { "ok" } else { "MISMATCH" });
+        }
+    }
+    if !args.json {
+        println!("{failures} scenario(s) did not end as expected");
+    }
+    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::from(EXIT_NOT_PAIRED) })
 }

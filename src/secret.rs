@@ -31,12 +31,26 @@ pub fn redact_html(html: &str, secrets: &[&str]) -> String {
     redact_text(&without_values, secrets)
 }
 
-/// Replaces every occurrence of each secret (at least 3 characters, so we never shred a page over a
-/// one-letter value) with `[REDACTED]`.
+/// The forms a secret takes on a page or in a URL: as typed, form-encoded, percent-encoded and
+/// HTML-escaped.
+fn spellings(secret: &str) -> Vec<String> {
+    let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let percent = form.replace('+', "%20");
+    let html = secret.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let mut all = vec![secret.to_string(), form, percent, html];
+    all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    all.dedup();
+    all
+}
+
+/// Replaces every occurrence of each secret, in each of its spellings, with `[REDACTED]`. Secrets
+/// under 3 characters are left alone so a one-letter value never shreds a page.
 pub fn redact_text(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_string();
     for secret in secrets.iter().filter(|s| s.len() >= 3) {
-        out = out.replace(secret, REDACTED);
+        for spelling in spellings(secret) {
+            out = out.replace(&spelling, REDACTED);
+        }
     }
     out
 }
@@ -53,6 +67,14 @@ mod tests {
             assert!(!out.contains(secret), "{secret} leaked: {out}");
         }
         assert!(out.contains("<p>[REDACTED] again</p>"));
+    }
+
+    #[test]
+    fn encoded_spellings_are_removed_too() {
+        let text = "email=merchant%40example.com&password=a+b%26c <b>a b&amp;c</b>";
+        let out = redact_text(text, &["merchant@example.com", "a b&c"]);
+        assert!(!out.contains("merchant"), "{out}");
+        assert!(!out.contains("a+b") && !out.contains("a b&amp;c"), "{out}");
     }
 
     #[test]

@@ -264,3 +264,160 @@ fn field(item: ElementRef<'_>, field: &Field) -> Option<String> {
     };
     Some(value).filter(|v| !v.is_empty())
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::outcome::{CodeChannel, InvalidCredentials};
+    use proptest::prelude::*;
+
+    pub const TEST_SPEC: &str = r##"
+id = "testportal"
+name = "Test Portal"
+languages = ["en", "fr"]
+support_url = "https://help.example.test"
+entry = "web:/login"
+[hosts]
+web = "https://portal.example.test"
+[[overlays]]
+name = "cookie_banner"
+present = ["#cookies"]
+dismiss = "#cookies button"
+[[pages]]
+name = "login"
+url = "^/login"
+present = ["input[name=email]"]
+actions = [{ fill = "input[name=email]", with = "username" }, { click = "button[type=submit]" }]
+[[pages.signals]]
+outcome = "invalid_credentials/wrong_password"
+selector = ".error"
+text = ["(?i)incorrect", "(?i)incorrects"]
+[[pages]]
+name = "code"
+url = "^/verify"
+present = ["input.digit"]
+[pages.code]
+inputs = "input.digit"
+submit = "button"
+channel = "email"
+destination = ".dest"
+channels = [{ channel = "sms", text = ["(?i)text message"] }]
+[[pages]]
+name = "home"
+url = "^/home"
+present = ["#stores"]
+outcome = "paired"
+[pages.stores]
+item = "#stores li"
+id = { attr = "data-id" }
+name = { selector = ".name" }
+"##;
+
+    fn spec() -> ProviderSpec {
+        ProviderSpec::parse("testportal.toml", TEST_SPEC).expect("test spec loads")
+    }
+
+    #[test]
+    fn hidden_elements_do_not_count() {
+        let spec = spec();
+        let html = r#"<html><body><div id=cookies hidden><button>ok</button></div><form><input name=email><p class=error style="display: none">Incorrect</p><button type=submit>Go</button></form></body></html>"#;
+        let found = classify(&spec, "https://portal.example.test/login", html, None).unwrap();
+        assert_eq!(found.page, "login");
+        assert!(found.overlays.is_empty());
+        assert_eq!(found.outcome, None);
+    }
+
+    #[test]
+    fn signals_carry_the_portals_words() {
+        let spec = spec();
+        let html = r#"<html><body><div id=cookies><button>ok</button></div><input name=email><p class=error> Identifiants   incorrects </p></body></html>"#;
+        let found = classify(&spec, "https://portal.example.test/login?next=/home", html, None).unwrap();
+        assert_eq!(found.overlays, vec!["cookie_banner"]);
+        assert_eq!(found.outcome, Some(Outcome::InvalidCredentials(InvalidCredentials::WrongPassword)));
+        assert_eq!(found.raw_message.as_deref(), Some("Identifiants incorrects"));
+    }
+
+    #[test]
+    fn split_code_boxes_give_length_and_channel() {
+        let spec = spec();
+        let html = r#"<html><body><p>We sent a text message to <span class=dest>+1 ••• 34</span></p>
+            <input class=digit><input class=digit><input class=digit><input class=digit><button>Go</button></body></html>"#;
+        let found = classify(&spec, "https://portal.example.test/verify", html, None).unwrap();
+        let request = found.code_request.unwrap();
+        assert_eq!(request.channel, CodeChannel::Sms);
+        assert_eq!(request.code_length, Some(4));
+        assert_eq!(request.destination.as_deref(), Some("+1 ••• 34"));
+        assert_eq!(found.outcome, Some(Outcome::TwoFactor(crate::outcome::TwoFactor::CodeRequired)));
+    }
+
+    #[test]
+    fn zero_stores_is_never_paired() {
+        let spec = spec();
+        let with = r#"<html><body><ul id=stores><li data-id="s1"><b class=name>Pasta Bar</b></li><li data-id="s2" hidden><b class=name>Gone</b></li></ul></body></html>"#;
+        let found = classify(&spec, "https://portal.example.test/home", with, None).unwrap();
+        assert_eq!(found.outcome, Some(Outcome::Paired));
+        assert_eq!(found.stores.len(), 1);
+        assert_eq!(found.stores[0].name, "Pasta Bar");
+        let without = r#"<html><body><ul id=stores></ul></body></html>"#;
+        let found = classify(&spec, "https://portal.example.test/home", without, None).unwrap();
+        assert_eq!(found.outcome, Some(Outcome::InvalidStoreConfig(StoreConfig::StoreNotFound)));
+    }
+
+    #[test]
+    fn base_override_maps_sandbox_urls_to_hosts() {
+        let spec = spec();
+        let html = r#"<html><body><input name=email></body></html>"#;
+        let found = classify(&spec, "http://127.0.0.1:8090/testportal/web/login", html, Some("http://127.0.0.1:8090/testportal")).unwrap();
+        assert_eq!(found.page, "login");
+        let err = classify(&spec, "http://127.0.0.1:8090/other/web/login", html, Some("http://127.0.0.1:8090/testportal")).unwrap_err();
+        assert!(matches!(err, ClassifyError::NoMatch { .. }));
+    }
+
+    #[test]
+    fn two_matching_rules_are_an_error_not_a_guess() {
+        let text = TEST_SPEC.replace(r##"present = ["#stores"]"##, r#"present = ["input[name=email]"]"#).replace(r#"url = "^/home""#, r#"url = "^/login""#);
+        let spec = ProviderSpec::parse("testportal.toml", &text).unwrap();
+        let html = r#"<html><body><input name=email></body></html>"#;
+        let err = classify(&spec, "https://portal.example.test/login", html, None).unwrap_err();
+        assert!(matches!(err, ClassifyError::Ambiguous { ref rules, .. } if rules.len() == 2), "{err}");
+    }
+
+    #[test]
+    fn bad_specs_name_file_field_and_problem() {
+        let cases = [
+            (TEST_SPEC.replace(r##"present = ["#cookies"]"##, r##"present = ["#cookies[["]"##), "overlays[0].present[0]", "invalid CSS selector"),
+            (TEST_SPEC.replace(r#""(?i)incorrects""#, r#""(?i)incorrects(""#), "pages[0] (login).signals[0].text[1]", "invalid regex"),
+            (TEST_SPEC.replace("invalid_credentials/wrong_password", "invalid_credentials/wrong_pw"), "", "unknown outcome"),
+            (TEST_SPEC.replace(r#"outcome = "paired""#, r#"outcome = "invalid_store_config/restaurant_inactive""#), "", "only a page that ends `paired` reads stores"),
+            (TEST_SPEC.replace(r#"entry = "web:/login""#, r#"entry = "nowhere:/login""#), "entry", "host_key"),
+        ];
+        for (text, field, message) in cases {
+            let err = ProviderSpec::parse("providers/testportal.toml", &text).unwrap_err();
+            let shown = err.to_string();
+            assert!(shown.starts_with("providers/testportal.toml: "), "{shown}");
+            assert!(shown.contains(field) && shown.contains(message), "{shown}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Garbage in: an error or a classification, never a panic.
+        #[test]
+        fn garbage_html_never_panics(html in ".{0,400}", url in "[a-z:/.?=#]{0,40}") {
+            let _ = classify(&spec(), &url, &html, None);
+        }
+
+        #[test]
+        fn tag_soup_never_panics(parts in proptest::collection::vec(prop_oneof![
+            Just("<input name=email>".to_string()), Just("<div hidden>".to_string()), Just("</div>".to_string()),
+            Just("<ul id=stores>".to_string()), Just("<li data-id=x>".to_string()), Just("<p class=error>incorrect".to_string()),
+            Just("<script>".to_string()), Just("<!--".to_string()), Just("<input class=digit maxlength=999999999999999999999>".to_string()),
+            "[^<>]{0,20}",
+        ], 0..40)) {
+            let html = parts.concat();
+            for url in ["https://portal.example.test/login", "https://portal.example.test/home", "https://portal.example.test/verify"] {
+                let _ = classify(&spec(), url, &html, None);
+            }
+        }
+    }
+}

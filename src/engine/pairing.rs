@@ -1,0 +1,428 @@
+//! One pairing: recognise the page, act, wait for it to change, until the portal says how it ends.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use super::artifacts::{self, ArtifactMeta};
+use super::classify::{classify, Classification, ClassifyError};
+use crate::browser::{BrowserError, Session};
+use crate::outcome::{CodeRequest, Decision, Outcome, Store, StoreConfig, TwoFactor, Unavailable};
+use crate::provider::spec::{Action, FillValue, PageRule};
+use crate::provider::ProviderSpec;
+use crate::secret::{redact_html, redact_text, Credentials};
+
+/// Where verification codes come from (the merchant, TOTP, a mailbox). `None` means "no code":
+/// the pairing ends there, reporting what the portal asked for.
+pub trait CodeSource: Send {
+    /// `previous` is the error the portal gave for the last code (`code_invalid`, `code_expired`).
+    fn code(&mut self, request: &CodeRequest, previous: Option<Outcome>) -> impl Future<Output = Option<SecretString>> + Send;
+}
+
+/// No automatic code source and nobody to ask: a code page ends the pairing at once.
+pub struct NoCodes;
+
+impl CodeSource for NoCodes {
+    async fn code(&mut self, _: &CodeRequest, _: Option<Outcome>) -> Option<SecretString> {
+        None
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PairingOptions {
+    /// Portal base URL override (the sandbox); `None` uses the real portal.
+    pub base_url: Option<String>,
+    /// Store ids that must be on the account.
+    pub expected_stores: Vec<String>,
+    /// The whole job's deadline (waiting for a code included).
+    pub deadline: Duration,
+    /// How many pages the engine may act on before it calls the flow a loop.
+    pub step_budget: usize,
+    /// How many codes one job may type before giving up.
+    pub code_attempts: usize,
+    /// Where unrecognised pages are saved; `None` keeps nothing.
+    pub artifacts_dir: Option<PathBuf>,
+}
+
+impl Default for PairingOptions {
+    fn default() -> Self {
+        PairingOptions {
+            base_url: None,
+            expected_stores: Vec::new(),
+            deadline: Duration::from_secs(120),
+            step_budget: 25,
+            code_attempts: 3,
+            artifacts_dir: None,
+        }
+    }
+}
+
+/// One thing the engine did, for operators (never a value it typed).
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub page: String,
+    pub did: String,
+    pub ms: u64,
+}
+
+/// How a pairing ended: the outcome, what follows from it, and the evidence.
+#[derive(Debug, Clone, Serialize)]
+pub struct PairingReport {
+    pub provider: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub decision: Decision,
+    /// The portal's own words, for operators; never shown as our wording.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_message: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stores: Vec<Store>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_store_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code_request: Option<CodeRequest>,
+    /// The last page rule recognised.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<PathBuf>,
+    pub steps: Vec<Step>,
+    pub elapsed_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PairingError {
+    #[error(transparent)]
+    Browser(#[from] BrowserError),
+    /// Two page rules match one page: a spec bug, surfaced loudly.
+    #[error("{error} (page saved to {artifacts:?})")]
+    AmbiguousPage { error: ClassifyError, artifacts: Option<PathBuf> },
+}
+
+/// Runs one pairing in `session`, which the caller owns and closes.
+pub async fn pair<C: CodeSource>(
+    session: &Session,
+    spec: &ProviderSpec,
+    credentials: &Credentials,
+    codes: &mut C,
+    options: &PairingOptions,
+) -> Result<PairingReport, PairingError> {
+    let started = Instant::now();
+    let mut run = Run { session, spec, credentials, options, steps: Vec::new(), typed_codes: Vec::new(), started };
+    let result = match tokio::time::timeout(options.deadline, run.drive(codes)).await {
+        Ok(result) => result,
+        Err(_) => Ok(Ending::new(Outcome::ProviderUnavailable(Unavailable::Timeout), None)
+            .message(format!("the job deadline of {:?} passed", options.deadline))),
+    };
+    let ending = result?;
+    let outcome = ending.outcome;
+    Ok(PairingReport {
+        provider: spec.id.clone(),
+        outcome,
+        decision: outcome.decision(),
+        raw_message: ending.raw_message.map(|m| redact_text(&m, &run.secrets())),
+        stores: ending.stores,
+        missing_store_ids: ending.missing_store_ids,
+        code_request: ending.code_request,
+        page: ending.page,
+        artifacts: ending.artifacts,
+        steps: run.steps,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+struct Ending {
+    outcome: Outcome,
+    page: Option<String>,
+    raw_message: Option<String>,
+    stores: Vec<Store>,
+    missing_store_ids: Vec<String>,
+    code_request: Option<CodeRequest>,
+    artifacts: Option<PathBuf>,
+}
+
+impl Ending {
+    fn new(outcome: Outcome, page: Option<&str>) -> Ending {
+        Ending {
+            outcome,
+            page: page.map(str::to_string),
+            raw_message: None,
+            stores: Vec::new(),
+            missing_store_ids: Vec::new(),
+            code_request: None,
+            artifacts: None,
+        }
+    }
+
+    fn message(mut self, message: impl Into<String>) -> Ending {
+        self.raw_message = Some(message.into());
+        self
+    }
+
+    fn from_page(found: Classification, outcome: Outcome) -> Ending {
+        Ending {
+            outcome,
+            page: Some(found.page),
+            raw_message: found.raw_message,
+            stores: found.stores,
+            missing_store_ids: Vec::new(),
+            code_request: found.code_request,
+            artifacts: None,
+        }
+    }
+}
+
+struct Run<'a> {
+    session: &'a Session,
+    spec: &'a ProviderSpec,
+    credentials: &'a Credentials,
+    options: &'a PairingOptions,
+    steps: Vec<Step>,
+    typed_codes: Vec<Zeroizing<String>>,
+    started: Instant,
+}
+
+/// How often the wait re-reads the page when nothing mutates (a URL change without a mutation).
+const MUTATION_POLL: Duration = Duration::from_millis(250);
+
+impl Run<'_> {
+    fn secrets(&self) -> Vec<&str> {
+        let mut secrets = vec![self.credentials.username.as_str(), self.credentials.password.expose_secret()];
+        secrets.extend(self.typed_codes.iter().map(|c| c.as_str()));
+        secrets
+    }
+
+    fn base(&self) -> Option<&str> {
+        self.options.base_url.as_deref()
+    }
+
+    fn record(&mut self, page: &str, did: impl Into<String>) {
+        self.steps.push(Step { page: page.to_string(), did: did.into(), ms: self.started.elapsed().as_millis() as u64 });
+    }
+
+    /// The page now: its classification and which document it is (a reload is a new document).
+    async fn look(&self) -> Result<(Result<Classification, Unrecognized>, String), PairingError> {
+        let page = self.session.snapshot().await?;
+        let found = classify(self.spec, &page.url, &page.html, self.base());
+        Ok((found.map_err(|e| (e, page.url, page.html)), page.document))
+    }
+
+    async fn drive<C: CodeSource>(&mut self, codes: &mut C) -> Result<Ending, PairingError> {
+        self.session.goto(&self.spec.entry_url(self.base())).await?;
+        let mut codes_typed = 0usize;
+        let mut password_pages = std::collections::HashSet::new();
+        let (mut found, mut document) = match self.look().await? {
+            (Ok(found), document) => (found, document),
+            (Err(unrecognized), _) => return self.unrecognized(unrecognized).await,
+        };
+        for _ in 0..self.options.step_budget {
+            let rule = self.spec.page(&found.page).expect("classifier returns known rules");
+            // 1. The portal has said how this ends (a code page's "code required" is ours to answer).
+            if let Some(outcome) = found.outcome {
+                let code_page_asks = rule.code.is_some()
+                    && matches!(outcome, Outcome::TwoFactor(TwoFactor::CodeRequired | TwoFactor::CodeInvalid | TwoFactor::CodeExpired));
+                if !code_page_asks {
+                    return Ok(self.finish(found, outcome));
+                }
+            }
+            // 2. Noise first: one overlay at a time.
+            if let Some(overlay) = found.overlays.first().and_then(|name| self.spec.overlays.iter().find(|o| &o.name == name)) {
+                self.session.click(&overlay.dismiss.source).await?;
+                self.record(&found.page, format!("dismissed {}", overlay.name));
+            } else if let Some(code_page) = &rule.code {
+                // 3. A code page: type a code if a source has one, else end with what was asked.
+                let previous = found.outcome.filter(|o| *o != Outcome::TwoFactor(TwoFactor::CodeRequired));
+                let request = found.code_request.clone().unwrap_or_else(|| CodeRequest {
+                    channel: code_page.channel,
+                    destination: None,
+                    code_length: code_page.length,
+                    expires_at: None,
+                });
+                if codes_typed >= self.options.code_attempts {
+                    return Ok(self.finish(found, previous.unwrap_or(Outcome::TwoFactor(TwoFactor::CodeInvalid))));
+                }
+                let Some(code) = codes.code(&request, previous).await else {
+                    let mut ending = self.finish(found, previous.unwrap_or(Outcome::TwoFactor(TwoFactor::CodeRequired)));
+                    ending.code_request = Some(request);
+                    return Ok(ending);
+                };
+                codes_typed += 1;
+                if !self.type_code(rule, code).await? {
+                    let mut ending = self.finish(found, Outcome::TwoFactor(TwoFactor::CodeInvalid));
+                    ending.raw_message = Some("the code does not have the length the portal asks for".into());
+                    return Ok(ending);
+                }
+                self.record(&found.page, format!("typed code {codes_typed}"));
+            } else {
+                // 4. An ordinary page: do what the spec says. A password is submitted once per job:
+                // a login page that comes back without a message we know is not retried.
+                let submits_password = rule.actions.iter().any(|a| matches!(a, Action::Fill { value: FillValue::Password, .. }));
+                if submits_password && !password_pages.insert(rule.name.clone()) {
+                    return Ok(Ending::new(Outcome::UnrecognizedPage, Some(&found.page)).message(format!(
+                        "page `{}` came back with no message the spec recognises; not submitting the password twice",
+                        found.page
+                    )));
+                }
+                self.act(rule).await?;
+                let did = rule.actions.iter().map(describe).collect::<Vec<_>>().join(", ");
+                self.record(&found.page, did);
+            }
+            (found, document) = match self.wait_for_change(&found, &document).await? {
+                Changed::To(next, next_document) => (next, next_document),
+                Changed::Unrecognized(unrecognized) => return self.unrecognized(unrecognized).await,
+                Changed::Stuck => {
+                    return Ok(Ending::new(Outcome::ProviderUnavailable(Unavailable::Timeout), Some(&found.page))
+                        .message(format!("page `{}` did not change within {} ms after we acted", found.page, self.spec.step_timeout_ms)))
+                }
+            };
+        }
+        Ok(Ending::new(Outcome::UnrecognizedPage, Some(&found.page))
+            .message(format!("the flow did not end within {} pages: the spec loops", self.options.step_budget)))
+    }
+
+    fn finish(&self, found: Classification, outcome: Outcome) -> Ending {
+        let mut ending = Ending::from_page(found, outcome);
+        if outcome == Outcome::Paired {
+            let ids: Vec<&str> = ending.stores.iter().map(|s| s.id.as_str()).collect();
+            ending.missing_store_ids =
+                self.options.expected_stores.iter().filter(|want| !ids.contains(&want.as_str())).cloned().collect();
+            if !ending.missing_store_ids.is_empty() {
+                ending.outcome = Outcome::InvalidStoreConfig(StoreConfig::StoreNotFound);
+            }
+        }
+        if !matches!(ending.outcome, Outcome::TwoFactor(_)) {
+            ending.code_request = None;
+        }
+        ending
+    }
+
+    async fn act(&self, rule: &PageRule) -> Result<(), PairingError> {
+        for action in &rule.actions {
+            match action {
+                Action::Fill { target, value } => {
+                    let text = match value {
+                        FillValue::Username => self.credentials.username.as_str(),
+                        FillValue::Password => self.credentials.password.expose_secret(),
+                    };
+                    self.session.fill(&target.source, text).await?;
+                }
+                Action::Click { target } => self.session.click(&target.source).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Types a code into one field or one digit per box, then submits. `false`: wrong length.
+    async fn type_code(&mut self, rule: &PageRule, code: SecretString) -> Result<bool, PairingError> {
+        let code_page = rule.code.as_ref().expect("code rule");
+        let code = Zeroizing::new(code.expose_secret().trim().to_string());
+        let inputs = self.session.visible(&code_page.inputs.source).await?;
+        let fits = match inputs.len() {
+            0 => false,
+            1 => code_page.length.is_none_or(|n| n == code.chars().count()),
+            boxes => boxes == code.chars().count(),
+        };
+        if !fits {
+            return Ok(false);
+        }
+        if inputs.len() == 1 {
+            self.session.fill(&code_page.inputs.source, &code).await?;
+        } else {
+            self.session.fill_each(&inputs, &code).await?;
+        }
+        self.typed_codes.push(code);
+        self.session.click(&code_page.submit.source).await?;
+        Ok(true)
+    }
+
+    /// Waits until the page is recognisably different from `before` (another page, overlay or
+    /// message, or a new document): never acts twice on one unchanged page.
+    async fn wait_for_change(&self, before: &Classification, before_document: &str) -> Result<Changed, PairingError> {
+        let deadline = Instant::now() + Duration::from_millis(self.spec.step_timeout_ms);
+        let key = before.state_key();
+        loop {
+            match self.look().await? {
+                (Ok(found), document) if found.state_key() != key || document != before_document => {
+                    return Ok(Changed::To(found, document))
+                }
+                (Ok(_), _) => {}
+                // A page in transition may match nothing for a moment; give it until the deadline.
+                (Err(unrecognized), _) if Instant::now() >= deadline => return Ok(Changed::Unrecognized(unrecognized)),
+                (Err(_), _) => {}
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(Changed::Stuck);
+            }
+            self.session.wait_for_mutation(left.min(MUTATION_POLL)).await?;
+        }
+    }
+
+    async fn unrecognized(&self, (error, url, html): Unrecognized) -> Result<Ending, PairingError> {
+        let secrets = self.secrets();
+        let saved = match &self.options.artifacts_dir {
+            Some(dir) => {
+                let screenshot = self.session.scrubbed_screenshot(&secrets).await.ok();
+                let meta = ArtifactMeta {
+                    provider: self.spec.id.clone(),
+                    url: redact_text(&url, &secrets),
+                    error: redact_text(&error.to_string(), &secrets),
+                    saved_at: chrono::Utc::now(),
+                };
+                artifacts::save(dir, &meta, &redact_html(&html, &secrets), screenshot.as_deref()).ok()
+            }
+            None => None,
+        };
+        if let ClassifyError::Ambiguous { .. } = error {
+            return Err(PairingError::AmbiguousPage { error, artifacts: saved });
+        }
+        let mut ending = Ending::new(Outcome::UnrecognizedPage, None).message(redact_text(&error.to_string(), &secrets));
+        ending.artifacts = saved;
+        Ok(ending)
+    }
+}
+
+/// A page no rule (or more than one rule) matches, with its URL and HTML.
+type Unrecognized = (ClassifyError, String, String);
+
+enum Changed {
+    To(Classification, String),
+    Unrecognized(Unrecognized),
+    Stuck,
+}
+
+fn describe(action: &Action) -> String {
+    match action {
+        Action::Fill { target, value } => format!("filled {} with the {:?}", target.source, value).to_lowercase(),
+        Action::Click { target } => format!("clicked {}", target.source),
+    }
+}
+
+/// A code known before the pairing starts (the CLI's piped code, a scripted scenario): given once.
+pub struct OneCode(pub Option<SecretString>);
+
+impl CodeSource for OneCode {
+    async fn code(&mut self, _: &CodeRequest, _: Option<Outcome>) -> Option<SecretString> {
+        self.0.take()
+    }
+}
+
+/// Opens a fresh session, pairs, and always deletes the session, whatever happened.
+pub async fn pair_in_new_session<C: CodeSource>(
+    browser: &crate::browser::Browser,
+    spec: &ProviderSpec,
+    credentials: &Credentials,
+    codes: &mut C,
+    options: &PairingOptions,
+) -> Result<PairingReport, PairingError> {
+    let session = browser.session().await?;
+    let result = pair(&session, spec, credentials, codes, options).await;
+    let closed = session.close().await;
+    let report = result?;
+    closed?;
+    Ok(report)
+}

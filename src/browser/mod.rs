@@ -196,7 +196,10 @@ impl Session {
     }
 
     async fn run<T>(&self, command: &'static str, fut: impl std::future::Future<Output = Result<T, fantoccini::error::CmdError>>) -> Result<T, BrowserError> {
-        match tokio::time::timeout(self.timeout, fut).await {
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(self.timeout, fut).await;
+        tracing::trace!(command, ms = started.elapsed().as_secs_f64() * 1000.0, "webdriver");
+        match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(BrowserError::Command { command, reason: e.to_string() }),
             Err(_) => Err(BrowserError::Timeout { command, timeout: self.timeout }),

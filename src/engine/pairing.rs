@@ -222,6 +222,15 @@ impl Run<'_> {
         for _ in 0..self.options.step_budget {
             let rule = self.spec.page(&found.page).expect("classifier returns known rules");
             // 1. The portal has said how this ends (a code page's "code required" is ours to answer).
+            if found.outcome == Some(Outcome::UnrecognizedPage) {
+                // A spec's catch-all ("an alert we have no words for"): keep the page for the developer.
+                let page = self.session.snapshot().await?;
+                let error = ClassifyError::NoMatch { provider: self.spec.id.clone(), url: page.url.clone() };
+                let mut ending = self.unrecognized((error, page.url, page.html)).await?;
+                ending.page = Some(found.page.clone());
+                ending.raw_message = found.raw_message.clone().or(ending.raw_message);
+                return Ok(ending);
+            }
             if let Some(outcome) = found.outcome {
                 let code_page_asks = rule.code.is_some()
                     && matches!(outcome, Outcome::TwoFactor(TwoFactor::CodeRequired | TwoFactor::CodeInvalid | TwoFactor::CodeExpired));
@@ -397,7 +406,8 @@ enum Changed {
 
 fn describe(action: &Action) -> String {
     match action {
-        Action::Fill { target, value } => format!("filled {} with the {:?}", target.source, value).to_lowercase(),
+        Action::Fill { target, value: FillValue::Username } => format!("filled {} with the username", target.source),
+        Action::Fill { target, value: FillValue::Password } => format!("filled {} with the password", target.source),
         Action::Click { target } => format!("clicked {}", target.source),
     }
 }

@@ -79,7 +79,7 @@ impl Files {
     /// How to name a file of this source in an error.
     pub fn display(&self, path: &str) -> String {
         match self {
-            Files::Embedded(_) => format!("(embedded) {path}"),
+            Files::Embedded(_) => format!("<embedded>/{path}"),
             Files::Disk(root) => root.join(path).display().to_string(),
         }
     }

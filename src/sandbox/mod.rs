@@ -231,7 +231,9 @@ fn post(portal: &Portal, sandbox: &Sandbox, provider: &str, visit: &mut Visit, f
             return go_to(portal, visit, script.wrong_password.clone());
         }
     }
-    let mut code_parts: Vec<&(String, String)> = fields.iter().filter(|(k, _)| k.starts_with(&script.code_field)).collect();
+    // `code`, or split boxes `code1`..`code6`; not `code_challenge` and the like.
+    let is_code_field = |name: &str| name.strip_prefix(script.code_field.as_str()).is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit()));
+    let mut code_parts: Vec<&(String, String)> = fields.iter().filter(|(k, _)| is_code_field(k)).collect();
     code_parts.sort_by(|a, b| a.0.cmp(&b.0));
     if !code_parts.is_empty() {
         let typed: String = code_parts.iter().map(|(_, v)| v.trim()).collect();

@@ -18,11 +18,20 @@ fn classification(c: &mut Criterion) {
         group.bench_function("all_pages", |b| {
             b.iter(|| {
                 for page in &pages {
-                    let _ = std::hint::black_box(classify(spec, &page.expected.url, &page.html, None));
+                    let _ =
+                        std::hint::black_box(classify(spec, &page.expected.url, &page.html, None));
                 }
             })
         });
-        for page in pages.iter().filter(|p| ["login", "dashboard", "home"].iter().any(|k| p.case.contains(k))).take(3) {
+        for page in pages
+            .iter()
+            .filter(|p| {
+                ["login", "dashboard", "home"]
+                    .iter()
+                    .any(|k| p.case.contains(k))
+            })
+            .take(3)
+        {
             group.throughput(Throughput::Bytes(page.html.len() as u64));
             group.bench_with_input(BenchmarkId::new("page", &page.case), page, |b, page| {
                 b.iter(|| classify(spec, &page.expected.url, &page.html, None))
@@ -33,12 +42,16 @@ fn classification(c: &mut Criterion) {
 }
 
 fn spec_loading(c: &mut Criterion) {
-    c.bench_function("load_all_specs", |b| b.iter(|| Registry::from_source_tree().expect("specs load")));
+    c.bench_function("load_all_specs", |b| {
+        b.iter(|| Registry::from_source_tree().expect("specs load"))
+    });
 }
 
 fn outcome_serialisation(c: &mut Criterion) {
     let outcome = Outcome::TwoFactor(TwoFactor::CodeRequired);
-    c.bench_function("outcome_to_json", |b| b.iter(|| serde_json::to_string(&std::hint::black_box(outcome)).expect("serialises")));
+    c.bench_function("outcome_to_json", |b| {
+        b.iter(|| serde_json::to_string(&std::hint::black_box(outcome)).expect("serialises"))
+    });
 }
 
 criterion_group!(benches, classification, spec_loading, outcome_serialisation);

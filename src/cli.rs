@@ -13,13 +13,13 @@ use std::time::Duration;
 use pairing_worker::browser::{Browser, BrowserConfig};
 use pairing_worker::engine::classify::classify as classify_page;
 use pairing_worker::engine::pairing::{pair_in_new_session, CodeSource, NoCodes, PairingOptions};
+use pairing_worker::fixtures;
 use pairing_worker::outcome::{CodeRequest, Outcome};
+use pairing_worker::provider::Registry;
+use pairing_worker::sandbox::script::SandboxScript;
 use pairing_worker::sandbox::script::ScenarioCard;
 use pairing_worker::sandbox::{run_card, Sandbox};
 use pairing_worker::secret::{Credentials, SecretString};
-use pairing_worker::fixtures;
-use pairing_worker::provider::Registry;
-use pairing_worker::sandbox::script::SandboxScript;
 
 /// `pair` exit codes, documented in `--help` and the README.
 pub const EXIT_PAIRED: u8 = 0;
@@ -29,8 +29,11 @@ pub const EXIT_INFRASTRUCTURE: u8 = 3;
 
 /// Logs go to stderr (JSON with `LOG_FORMAT=json`); stdout is kept for results.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::env::var("LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
     } else {
@@ -50,7 +53,10 @@ pub fn providers(registry: &Registry, args: ProvidersArgs) -> anyhow::Result<Exi
     if args.json {
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
-        println!("{:<15} {:<15} {:<10} {:>6}  languages", "id", "name", "status", "pages");
+        println!(
+            "{:<15} {:<15} {:<10} {:>6}  languages",
+            "id", "name", "status", "pages"
+        );
         for p in list {
             let status = serde_json::to_value(p.status)?;
             println!(
@@ -81,9 +87,18 @@ pub struct ClassifyArgs {
 /// Reads a file that must be an HTML page, with one clear error otherwise.
 fn read_html(path: &Path) -> anyhow::Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{} is not text (UTF-8): give a saved HTML page", path.display()))?;
-    if !text.to_ascii_lowercase().contains("<html") && !text.to_ascii_lowercase().contains("<body") {
-        bail!("{} does not look like HTML (no <html> or <body>): give a saved HTML page", path.display());
+    let text = String::from_utf8(bytes).map_err(|_| {
+        anyhow::anyhow!(
+            "{} is not text (UTF-8): give a saved HTML page",
+            path.display()
+        )
+    })?;
+    if !text.to_ascii_lowercase().contains("<html") && !text.to_ascii_lowercase().contains("<body")
+    {
+        bail!(
+            "{} does not look like HTML (no <html> or <body>): give a saved HTML page",
+            path.display()
+        );
     }
     Ok(text)
 }
@@ -98,7 +113,10 @@ pub fn classify(registry: &Registry, args: ClassifyArgs) -> anyhow::Result<ExitC
             Ok(ExitCode::SUCCESS)
         }
         Err(error) => {
-            println!("{}", serde_json::json!({"page": null, "outcome": {"category": "unrecognized_page"}, "error": error.to_string()}));
+            println!(
+                "{}",
+                serde_json::json!({"page": null, "outcome": {"category": "unrecognized_page"}, "error": error.to_string()})
+            );
             Ok(ExitCode::from(EXIT_NOT_PAIRED))
         }
     }
@@ -137,7 +155,8 @@ pub fn fixture(registry: &Registry, command: FixtureCommand) -> anyhow::Result<E
             let mut failed = 0;
             let mut passed = 0;
             for spec in specs {
-                let pages = fixtures::load(&registry.fixtures, &spec.id).map_err(anyhow::Error::msg)?;
+                let pages =
+                    fixtures::load(&registry.fixtures, &spec.id).map_err(anyhow::Error::msg)?;
                 match SandboxScript::load(&registry.fixtures, &spec.id, &pages) {
                     Ok(Some(_)) => passed += 1,
                     Ok(None) => {
@@ -154,17 +173,32 @@ pub fn fixture(registry: &Registry, command: FixtureCommand) -> anyhow::Result<E
                         Ok(_) => passed += 1,
                         Err(problems) => {
                             failed += 1;
-                            println!("FAIL {}/{}:\n  {}", page.provider, page.case, problems.replace('\n', "\n  "));
+                            println!(
+                                "FAIL {}/{}:\n  {}",
+                                page.provider,
+                                page.case,
+                                problems.replace('\n', "\n  ")
+                            );
                         }
                     }
                 }
             }
             println!("{passed} passed, {failed} failed");
-            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(EXIT_NOT_PAIRED) })
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_NOT_PAIRED)
+            })
         }
-        FixtureCommand::Add { artifact, provider, case, into } => {
+        FixtureCommand::Add {
+            artifact,
+            provider,
+            case,
+            into,
+        } => {
             registry.get(&provider)?;
-            let path = pairing_worker::engine::artifacts::promote(&artifact, &provider, &case, &into)?;
+            let path =
+                pairing_worker::engine::artifacts::promote(&artifact, &provider, &case, &into)?;
             println!("wrote {} and its expected file: fill in `page` and `outcome`, then run `pairing-worker fixture check --fixtures {}`", path.display(), into.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -202,7 +236,9 @@ pub struct PairArgs {
 
 fn read_secret_line(stdin: &mut impl BufRead, what: &str) -> anyhow::Result<secrecy::SecretString> {
     let mut line = zeroize::Zeroizing::new(String::new());
-    stdin.read_line(&mut line).with_context(|| format!("reading the {what} from standard input"))?;
+    stdin
+        .read_line(&mut line)
+        .with_context(|| format!("reading the {what} from standard input"))?;
     let value = line.trim_end_matches(['\n', '\r']);
     if value.is_empty() {
         bail!("no {what} on standard input");
@@ -216,7 +252,11 @@ struct StdinCode {
 }
 
 impl CodeSource for StdinCode {
-    async fn code(&mut self, request: &CodeRequest, previous: Option<Outcome>) -> Option<SecretString> {
+    async fn code(
+        &mut self,
+        request: &CodeRequest,
+        previous: Option<Outcome>,
+    ) -> Option<SecretString> {
         if self.asked && !std::io::stdin().is_terminal() {
             return None; // a pipe holds one code; do not wait on an empty stdin
         }
@@ -224,9 +264,16 @@ impl CodeSource for StdinCode {
         let prompt = format!(
             "{}enter the {}code sent by {:?}{}: ",
             previous.map(|p| format!("{p}; ")).unwrap_or_default(),
-            request.code_length.map(|n| format!("{n}-digit ")).unwrap_or_default(),
+            request
+                .code_length
+                .map(|n| format!("{n}-digit "))
+                .unwrap_or_default(),
             request.channel,
-            request.destination.as_deref().map(|d| format!(" to {d}")).unwrap_or_default(),
+            request
+                .destination
+                .as_deref()
+                .map(|d| format!(" to {d}"))
+                .unwrap_or_default(),
         );
         tokio::task::spawn_blocking(move || {
             if std::io::stdin().is_terminal() {
@@ -242,7 +289,10 @@ impl CodeSource for StdinCode {
 }
 
 pub fn browser_config(webdriver: Option<String>) -> BrowserConfig {
-    BrowserConfig { webdriver, ..BrowserConfig::default() }
+    BrowserConfig {
+        webdriver,
+        ..BrowserConfig::default()
+    }
 }
 
 pub async fn pair(registry: Registry, args: PairArgs) -> anyhow::Result<ExitCode> {
@@ -251,7 +301,10 @@ pub async fn pair(registry: Registry, args: PairArgs) -> anyhow::Result<ExitCode
         bail!("give the password on standard input with --password-stdin");
     }
     let password = read_secret_line(&mut std::io::stdin().lock(), "password")?;
-    let credentials = Credentials { username: args.username.clone(), password };
+    let credentials = Credentials {
+        username: args.username.clone(),
+        password,
+    };
     let options = PairingOptions {
         base_url: args.base_url.clone(),
         expected_stores: args.expect_store.clone(),
@@ -267,14 +320,25 @@ pub async fn pair(registry: Registry, args: PairArgs) -> anyhow::Result<ExitCode
         }
     };
     let result = if args.code_stdin {
-        pair_in_new_session(&browser, &spec, &credentials, &mut StdinCode { asked: false }, &options).await
+        pair_in_new_session(
+            &browser,
+            &spec,
+            &credentials,
+            &mut StdinCode { asked: false },
+            &options,
+        )
+        .await
     } else {
         pair_in_new_session(&browser, &spec, &credentials, &mut NoCodes, &options).await
     };
     match result {
         Ok(report) => {
             println!("{}", serde_json::to_string_pretty(&report)?);
-            Ok(ExitCode::from(if report.outcome == Outcome::Paired { EXIT_PAIRED } else { EXIT_NOT_PAIRED }))
+            Ok(ExitCode::from(if report.outcome == Outcome::Paired {
+                EXIT_PAIRED
+            } else {
+                EXIT_NOT_PAIRED
+            }))
         }
         Err(error) => {
             eprintln!("error: {error}");
@@ -303,15 +367,33 @@ pub async fn sandbox(registry: Registry, args: SandboxArgs) -> anyhow::Result<Ex
         if args.json {
             println!("{}", serde_json::to_string_pretty(&cards)?);
         } else {
-            println!("{:<10} {:<26} {:<34} {:<20} {:<8} expected", "provider", "scenario", "username", "password", "code");
+            println!(
+                "{:<10} {:<26} {:<34} {:<20} {:<8} expected",
+                "provider", "scenario", "username", "password", "code"
+            );
             for c in cards {
-                println!("{:<10} {:<26} {:<34} {:<20} {:<8} {}", c.provider, c.scenario, c.username, c.password, c.code.unwrap_or_default(), c.expected);
+                println!(
+                    "{:<10} {:<26} {:<34} {:<20} {:<8} {}",
+                    c.provider,
+                    c.scenario,
+                    c.username,
+                    c.password,
+                    c.code.unwrap_or_default(),
+                    c.expected
+                );
             }
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let (addr, task) = sandbox.clone().serve(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
-    eprintln!("sandbox portals on http://{addr}/ ({}); Ctrl-C stops", sandbox.providers().collect::<Vec<_>>().join(", "));
+    let (addr, task) = sandbox
+        .clone()
+        .serve(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    eprintln!(
+        "sandbox portals on http://{addr}/ ({}); Ctrl-C stops",
+        sandbox.providers().collect::<Vec<_>>().join(", ")
+    );
     for provider in sandbox.providers() {
         eprintln!("  pairing-worker pair --provider {provider} --base-url http://{addr}/{provider} --username ... --password-stdin");
     }
@@ -345,16 +427,25 @@ pub async fn demo(registry: Registry, args: DemoArgs) -> anyhow::Result<ExitCode
     let sandbox = Arc::new(Sandbox::from_registry(&registry)?);
     let (addr, _server) = sandbox.clone().serve("127.0.0.1:0").await?;
     let browser = Browser::launch(browser_config(args.webdriver.clone())).await?;
-    let cards: Vec<ScenarioCard> =
-        sandbox.scenarios().into_iter().filter(|c| args.provider.as_deref().is_none_or(|p| p == c.provider)).collect();
+    let cards: Vec<ScenarioCard> = sandbox
+        .scenarios()
+        .into_iter()
+        .filter(|c| args.provider.as_deref().is_none_or(|p| p == c.provider))
+        .collect();
     let bar = indicatif::ProgressBar::new(cards.len() as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed} {msg}").expect("static template"),
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed} {msg}")
+            .expect("static template"),
     );
     let slots = Arc::new(tokio::sync::Semaphore::new(args.jobs.max(1)));
     let mut runs = tokio::task::JoinSet::new();
     for (index, card) in cards.into_iter().enumerate() {
-        let (browser, registry, slots, bar) = (browser.clone(), registry.clone(), slots.clone(), bar.clone());
+        let (browser, registry, slots, bar) = (
+            browser.clone(),
+            registry.clone(),
+            slots.clone(),
+            bar.clone(),
+        );
         let base = format!("http://{addr}/{}", card.provider);
         runs.spawn(async move {
             let _slot = slots.acquire_owned().await.expect("semaphore open");
@@ -369,7 +460,10 @@ pub async fn demo(registry: Registry, args: DemoArgs) -> anyhow::Result<ExitCode
     results.sort_by_key(|(index, ..)| *index);
     let mut failures = 0;
     if !args.json {
-        println!("{:<10} {:<26} {:<44} {:<44} {:>7}", "provider", "scenario", "outcome", "expected", "time");
+        println!(
+            "{:<10} {:<26} {:<44} {:<44} {:>7}",
+            "provider", "scenario", "outcome", "expected", "time"
+        );
     }
     for (_, card, result) in results {
         let (got, ms) = match &result {
@@ -379,13 +473,28 @@ pub async fn demo(registry: Registry, args: DemoArgs) -> anyhow::Result<ExitCode
         let ok = got == card.expected.to_string();
         failures += usize::from(!ok);
         if args.json {
-            println!("{}", serde_json::json!({"provider": card.provider, "scenario": card.scenario, "outcome": got, "expected": card.expected.to_string(), "ok": ok, "ms": ms}));
+            println!(
+                "{}",
+                serde_json::json!({"provider": card.provider, "scenario": card.scenario, "outcome": got, "expected": card.expected.to_string(), "ok": ok, "ms": ms})
+            );
         } else {
-            println!("{:<10} {:<26} {:<44} {:<44} {:>5}ms {}", card.provider, card.scenario, got, card.expected.to_string(), ms, if ok { "ok" } else { "MISMATCH" });
+            println!(
+                "{:<10} {:<26} {:<44} {:<44} {:>5}ms {}",
+                card.provider,
+                card.scenario,
+                got,
+                card.expected.to_string(),
+                ms,
+                if ok { "ok" } else { "MISMATCH" }
+            );
         }
     }
     if !args.json {
         println!("{failures} scenario(s) did not end as expected");
     }
-    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::from(EXIT_NOT_PAIRED) })
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_NOT_PAIRED)
+    })
 }

@@ -18,7 +18,11 @@ pub struct Expected {
     #[serde(default)]
     pub overlays: Vec<String>,
     /// The outcome a pairing ends in here; absent for pages the engine acts on.
-    #[serde(default, with = "outcome::compact::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "outcome::compact::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub outcome: Option<Outcome>,
     /// A part of the portal's own message that must be captured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -60,14 +64,27 @@ pub struct Fixture {
 pub fn load(files: &Files, provider: &str) -> Result<Vec<Fixture>, String> {
     let mut out = Vec::new();
     for name in files.list(provider) {
-        let Some(case) = name.strip_suffix(".html") else { continue };
-        let html = files.read(&format!("{provider}/{name}")).ok_or_else(|| format!("{}: unreadable", files.display(&name)))?;
+        let Some(case) = name.strip_suffix(".html") else {
+            continue;
+        };
+        let html = files
+            .read(&format!("{provider}/{name}"))
+            .ok_or_else(|| format!("{}: unreadable", files.display(&name)))?;
         let toml_path = format!("{provider}/{case}.toml");
-        let text = files
-            .read(&toml_path)
-            .ok_or_else(|| format!("{}: missing (every page needs its expected classification)", files.display(&toml_path)))?;
-        let expected: Expected = toml::from_str(&text).map_err(|e| format!("{}: {e}", files.display(&toml_path)))?;
-        out.push(Fixture { provider: provider.to_string(), case: case.to_string(), html, expected });
+        let text = files.read(&toml_path).ok_or_else(|| {
+            format!(
+                "{}: missing (every page needs its expected classification)",
+                files.display(&toml_path)
+            )
+        })?;
+        let expected: Expected =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", files.display(&toml_path)))?;
+        out.push(Fixture {
+            provider: provider.to_string(),
+            case: case.to_string(),
+            html,
+            expected,
+        });
     }
     Ok(out)
 }
@@ -75,38 +92,69 @@ pub fn load(files: &Files, provider: &str) -> Result<Vec<Fixture>, String> {
 impl Fixture {
     /// Classifies the page and compares with what it must be; `Err` says every difference.
     pub fn check(&self, spec: &ProviderSpec) -> Result<Classification, String> {
-        let got = classify(spec, &self.expected.url, &self.html, None).map_err(|e| e.to_string())?;
+        let got =
+            classify(spec, &self.expected.url, &self.html, None).map_err(|e| e.to_string())?;
         let want = &self.expected;
         let mut problems = Vec::new();
         if got.page != want.page {
-            problems.push(format!("page: expected `{}`, got `{}`", want.page, got.page));
+            problems.push(format!(
+                "page: expected `{}`, got `{}`",
+                want.page, got.page
+            ));
         }
         if got.overlays != want.overlays {
-            problems.push(format!("overlays: expected {:?}, got {:?}", want.overlays, got.overlays));
+            problems.push(format!(
+                "overlays: expected {:?}, got {:?}",
+                want.overlays, got.overlays
+            ));
         }
         if got.outcome != want.outcome {
-            let show = |o: Option<Outcome>| o.map_or("none (an intermediate page)".to_string(), |o| o.to_string());
-            problems.push(format!("outcome: expected {}, got {}", show(want.outcome), show(got.outcome)));
+            let show = |o: Option<Outcome>| {
+                o.map_or("none (an intermediate page)".to_string(), |o| o.to_string())
+            };
+            problems.push(format!(
+                "outcome: expected {}, got {}",
+                show(want.outcome),
+                show(got.outcome)
+            ));
         }
         if let Some(part) = &want.raw_message {
-            if !got.raw_message.as_deref().unwrap_or_default().contains(part.as_str()) {
-                problems.push(format!("raw_message: expected to contain {part:?}, got {:?}", got.raw_message));
+            if !got
+                .raw_message
+                .as_deref()
+                .unwrap_or_default()
+                .contains(part.as_str())
+            {
+                problems.push(format!(
+                    "raw_message: expected to contain {part:?}, got {:?}",
+                    got.raw_message
+                ));
             }
         }
         let ids: Vec<&str> = got.stores.iter().map(|s| s.id.as_str()).collect();
         if !want.store_ids.is_empty() && ids != want.store_ids {
-            problems.push(format!("store_ids: expected {:?}, got {ids:?}", want.store_ids));
+            problems.push(format!(
+                "store_ids: expected {:?}, got {ids:?}",
+                want.store_ids
+            ));
         }
         if let Some(channel) = want.code_channel {
             let got_channel = got.code_request.as_ref().map(|c| c.channel);
             if got_channel != Some(channel) {
-                problems.push(format!("code_channel: expected {channel:?}, got {got_channel:?}"));
+                problems.push(format!(
+                    "code_channel: expected {channel:?}, got {got_channel:?}"
+                ));
             }
         }
         if let Some(destination) = &want.destination {
-            let got_destination = got.code_request.as_ref().and_then(|c| c.destination.clone());
+            let got_destination = got
+                .code_request
+                .as_ref()
+                .and_then(|c| c.destination.clone());
             if got_destination.as_deref() != Some(destination.as_str()) {
-                problems.push(format!("destination: expected {destination:?}, got {got_destination:?}"));
+                problems.push(format!(
+                    "destination: expected {destination:?}, got {got_destination:?}"
+                ));
             }
         }
         if problems.is_empty() {

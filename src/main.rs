@@ -31,8 +31,14 @@ pub struct Sources {
 
 impl Sources {
     pub fn registry(&self) -> anyhow::Result<Registry> {
-        let providers = self.providers.clone().map_or_else(Files::embedded_providers, Files::Disk);
-        let fixtures = self.fixtures.clone().map_or_else(Files::embedded_fixtures, Files::Disk);
+        let providers = self
+            .providers
+            .clone()
+            .map_or_else(Files::embedded_providers, Files::Disk);
+        let fixtures = self
+            .fixtures
+            .clone()
+            .map_or_else(Files::embedded_fixtures, Files::Disk);
         Ok(Registry::load(providers, fixtures)?)
     }
 }
@@ -41,6 +47,8 @@ impl Sources {
 enum Command {
     /// List all fifteen providers with their support status.
     Providers(cli::ProvidersArgs),
+    /// Print the outcome taxonomy and what follows each outcome.
+    Outcomes,
     /// Say which page rule a saved page matches and what outcome it means.
     Classify(cli::ClassifyArgs),
     /// Log into one portal in a real browser and print the outcome as JSON.
@@ -57,11 +65,18 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::init_logging();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let result: anyhow::Result<ExitCode> = runtime.block_on(async {
         let registry = cli.sources.registry().context("loading provider specs")?;
         match cli.command {
             Command::Providers(args) => cli::providers(&registry, args),
+            Command::Outcomes => {
+                print!("{}", pairing_worker::outcome::decision_table_markdown());
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Classify(args) => cli::classify(&registry, args),
             Command::Pair(args) => cli::pair(registry, args).await,
             Command::Sandbox(args) => cli::sandbox(registry, args).await,

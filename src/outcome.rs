@@ -23,7 +23,16 @@ pub enum Outcome {
 }
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter, strum::AsRefStr,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::EnumIter,
+    strum::AsRefStr,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -34,7 +43,16 @@ pub enum InvalidCredentials {
 }
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter, strum::AsRefStr,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::EnumIter,
+    strum::AsRefStr,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -48,7 +66,16 @@ pub enum TwoFactor {
 }
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter, strum::AsRefStr,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::EnumIter,
+    strum::AsRefStr,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -61,7 +88,16 @@ pub enum Blocked {
 }
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter, strum::AsRefStr,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::EnumIter,
+    strum::AsRefStr,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -75,7 +111,16 @@ pub enum StoreConfig {
 }
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter, strum::AsRefStr,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::EnumIter,
+    strum::AsRefStr,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -221,6 +266,20 @@ impl Outcome {
     }
 }
 
+/// The decision table as Markdown (the README embeds it; a test keeps them equal).
+pub fn decision_table_markdown() -> String {
+    let mut out = String::from("| outcome | merchant is offered | queue |\n|---|---|---|\n");
+    for outcome in Outcome::all() {
+        let d = outcome.decision();
+        out.push_str(&format!(
+            "| `{outcome}` | {} | {} |\n",
+            d.resolution.as_ref(),
+            d.queue.as_ref()
+        ));
+    }
+    out
+}
+
 /// `category/reason`, the compact form used in provider specs and fixtures.
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -263,7 +322,10 @@ pub mod compact {
         use super::Outcome;
         use serde::{Deserialize, Deserializer, Serializer};
 
-        pub fn serialize<S: Serializer>(outcome: &Option<Outcome>, s: S) -> Result<S::Ok, S::Error> {
+        pub fn serialize<S: Serializer>(
+            outcome: &Option<Outcome>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
             match outcome {
                 Some(outcome) => s.collect_str(outcome),
                 None => s.serialize_none(),
@@ -310,7 +372,10 @@ mod tests {
             }
             // Only transient outcomes may ever be retried without a human.
             if decision.queue == QueueAction::RetryWithBackoff {
-                assert!(matches!(outcome, Outcome::ProviderUnavailable(_)), "{outcome}");
+                assert!(
+                    matches!(outcome, Outcome::ProviderUnavailable(_)),
+                    "{outcome}"
+                );
             }
         }
     }
@@ -319,10 +384,17 @@ mod tests {
     fn wire_form_is_category_and_reason() {
         let outcome = Outcome::TwoFactor(TwoFactor::CodeRequired);
         let json = serde_json::to_value(outcome).unwrap();
-        assert_eq!(json, serde_json::json!({"category": "two_factor", "reason": "code_required"}));
-        assert_eq!(serde_json::to_value(Outcome::Paired).unwrap(), serde_json::json!({"category": "paired"}));
+        assert_eq!(
+            json,
+            serde_json::json!({"category": "two_factor", "reason": "code_required"})
+        );
+        assert_eq!(
+            serde_json::to_value(Outcome::Paired).unwrap(),
+            serde_json::json!({"category": "paired"})
+        );
         for outcome in Outcome::all() {
-            let back: Outcome = serde_json::from_value(serde_json::to_value(outcome).unwrap()).unwrap();
+            let back: Outcome =
+                serde_json::from_value(serde_json::to_value(outcome).unwrap()).unwrap();
             assert_eq!(back, outcome);
             assert_eq!(outcome.to_string().parse::<Outcome>().unwrap(), outcome);
         }
@@ -330,7 +402,9 @@ mod tests {
 
     #[test]
     fn unknown_compact_outcome_is_a_clear_error() {
-        let err = "invalid_credentials/wrong_pasword".parse::<Outcome>().unwrap_err();
+        let err = "invalid_credentials/wrong_pasword"
+            .parse::<Outcome>()
+            .unwrap_err();
         assert!(err.to_string().contains("wrong_pasword"));
     }
 }

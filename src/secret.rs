@@ -14,7 +14,10 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("username", &"[REDACTED]").field("password", &"[REDACTED]").finish()
+        f.debug_struct("Credentials")
+            .field("username", &"[REDACTED]")
+            .field("password", &"[REDACTED]")
+            .finish()
     }
 }
 
@@ -22,12 +25,15 @@ pub const REDACTED: &str = "[REDACTED]";
 
 static INPUT_VALUE: LazyLock<Regex> = LazyLock::new(|| {
     // The `value` attribute of any input: typed credentials can be reflected there by the page.
-    Regex::new(r#"(?is)(<input\b[^>]*?\svalue\s*=\s*)("[^"]*"|'[^']*'|[^\s>]+)"#).expect("static regex")
+    Regex::new(r#"(?is)(<input\b[^>]*?\svalue\s*=\s*)("[^"]*"|'[^']*'|[^\s>]+)"#)
+        .expect("static regex")
 });
 
 /// Removes typed values and every known secret from a page before it is saved anywhere.
 pub fn redact_html(html: &str, secrets: &[&str]) -> String {
-    let without_values = INPUT_VALUE.replace_all(html, |caps: &regex::Captures| format!("{}\"{REDACTED}\"", &caps[1]));
+    let without_values = INPUT_VALUE.replace_all(html, |caps: &regex::Captures| {
+        format!("{}\"{REDACTED}\"", &caps[1])
+    });
     redact_text(&without_values, secrets)
 }
 
@@ -36,7 +42,11 @@ pub fn redact_html(html: &str, secrets: &[&str]) -> String {
 fn spellings(secret: &str) -> Vec<String> {
     let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
     let percent = form.replace('+', "%20");
-    let html = secret.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let html = secret
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;");
     let mut all = vec![secret.to_string(), form, percent, html];
     all.sort_by_key(|s| std::cmp::Reverse(s.len()));
     all.dedup();
@@ -79,7 +89,10 @@ mod tests {
 
     #[test]
     fn credentials_never_print() {
-        let creds = Credentials { username: "a@b.c".into(), password: SecretString::from("canary-pass".to_string()) };
+        let creds = Credentials {
+            username: "a@b.c".into(),
+            password: SecretString::from("canary-pass".to_string()),
+        };
         let shown = format!("{creds:?}");
         assert!(!shown.contains("canary-pass") && !shown.contains("a@b.c"));
     }

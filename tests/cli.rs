@@ -8,12 +8,21 @@ const BIN: &str = env!("CARGO_BIN_EXE_pairing-worker");
 fn run(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
     use std::io::Write;
     let mut command = Command::new(BIN);
-    command.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         command.env(k, v);
     }
     let mut child = command.spawn().expect("binary runs");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).ok();
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .ok();
     child.wait_with_output().expect("binary finishes")
 }
 
@@ -22,55 +31,131 @@ fn stderr(output: &Output) -> String {
 }
 
 fn error_line(output: &Output) -> String {
-    stderr(output).lines().find(|l| l.starts_with("error:")).unwrap_or_default().to_string()
+    stderr(output)
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn providers_dir() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("providers").display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("providers")
+        .display()
+        .to_string()
 }
 
 #[test]
 fn unknown_provider_names_the_known_ones() {
     let page = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(page.path(), "<html><body></body></html>").unwrap();
-    let out = run(&["classify", "--provider", "uber", page.path().to_str().unwrap()], "", &[]);
+    let out = run(
+        &[
+            "classify",
+            "--provider",
+            "uber",
+            page.path().to_str().unwrap(),
+        ],
+        "",
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
     let line = error_line(&out);
-    assert!(line.contains("unknown provider `uber`") && line.contains("ubereats"), "{line}");
+    assert!(
+        line.contains("unknown provider `uber`") && line.contains("ubereats"),
+        "{line}"
+    );
 }
 
 #[test]
 fn provider_without_spec_says_so() {
     let page = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(page.path(), "<html><body></body></html>").unwrap();
-    let out = run(&["classify", "--provider", "jahez", page.path().to_str().unwrap()], "", &[]);
+    let out = run(
+        &[
+            "classify",
+            "--provider",
+            "jahez",
+            page.path().to_str().unwrap(),
+        ],
+        "",
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(error_line(&out).contains("has no spec yet"), "{}", stderr(&out));
+    assert!(
+        error_line(&out).contains("has no spec yet"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn unreadable_and_non_html_files_are_refused() {
-    let out = run(&["classify", "--provider", "deliveroo", "/nonexistent/page.html"], "", &[]);
+    let out = run(
+        &[
+            "classify",
+            "--provider",
+            "deliveroo",
+            "/nonexistent/page.html",
+        ],
+        "",
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(error_line(&out).contains("cannot read /nonexistent/page.html"), "{}", stderr(&out));
+    assert!(
+        error_line(&out).contains("cannot read /nonexistent/page.html"),
+        "{}",
+        stderr(&out)
+    );
 
     let binary = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(binary.path(), [0u8, 159, 146, 150, 255, 0]).unwrap();
-    let out = run(&["classify", "--provider", "deliveroo", binary.path().to_str().unwrap()], "", &[]);
+    let out = run(
+        &[
+            "classify",
+            "--provider",
+            "deliveroo",
+            binary.path().to_str().unwrap(),
+        ],
+        "",
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(error_line(&out).contains("is not text"), "{}", stderr(&out));
 
     let text = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(text.path(), "just some notes").unwrap();
-    let out = run(&["classify", "--provider", "deliveroo", text.path().to_str().unwrap()], "", &[]);
-    assert!(error_line(&out).contains("does not look like HTML"), "{}", stderr(&out));
+    let out = run(
+        &[
+            "classify",
+            "--provider",
+            "deliveroo",
+            text.path().to_str().unwrap(),
+        ],
+        "",
+        &[],
+    );
+    assert!(
+        error_line(&out).contains("does not look like HTML"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn garbage_html_is_an_unrecognized_page_not_a_crash() {
     let page = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(page.path(), "<html><body><<<>>>&&&<div<p></html>\u{fffd}").unwrap();
-    let out = run(&["classify", "--provider", "deliveroo", page.path().to_str().unwrap()], "", &[]);
+    let out = run(
+        &[
+            "classify",
+            "--provider",
+            "deliveroo",
+            page.path().to_str().unwrap(),
+        ],
+        "",
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     assert_eq!(json["outcome"]["category"], "unrecognized_page");
@@ -82,55 +167,119 @@ fn a_bad_spec_names_file_field_and_problem() {
     let spec = std::fs::read_to_string(Path::new(&providers_dir()).join("deliveroo.toml")).unwrap();
     let broken = spec.replacen("present = [\"", "present = [\"[[broken ", 1);
     std::fs::write(dir.path().join("deliveroo.toml"), broken).unwrap();
-    let out = run(&["--providers", dir.path().to_str().unwrap(), "providers"], "", &[]);
+    let out = run(
+        &["--providers", dir.path().to_str().unwrap(), "providers"],
+        "",
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
     let line = error_line(&out);
-    assert!(line.contains("deliveroo.toml") && line.contains("present[0]") && line.contains("invalid CSS selector"), "{line}");
+    assert!(
+        line.contains("deliveroo.toml")
+            && line.contains("present[0]")
+            && line.contains("invalid CSS selector"),
+        "{line}"
+    );
 
-    let bad_regex = spec.replacen("url = \"", "url = \"(unclosed", 1);
+    let bad_regex = spec.replacen("\nurl = \"", "\nurl = \"(unclosed", 1);
     std::fs::write(dir.path().join("deliveroo.toml"), bad_regex).unwrap();
-    let out = run(&["--providers", dir.path().to_str().unwrap(), "providers"], "", &[]);
+    let out = run(
+        &["--providers", dir.path().to_str().unwrap(), "providers"],
+        "",
+        &[],
+    );
     let line = error_line(&out);
-    assert!(line.contains("deliveroo.toml") && line.contains(".url") && line.contains("invalid regex"), "{line}");
+    assert!(
+        line.contains("deliveroo.toml") && line.contains(".url") && line.contains("invalid regex"),
+        "{line}"
+    );
 }
 
 #[test]
 fn missing_providers_folder_is_named() {
-    let out = run(&["--providers", "/nonexistent/providers", "providers"], "", &[]);
+    let out = run(
+        &["--providers", "/nonexistent/providers", "providers"],
+        "",
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(error_line(&out).contains("/nonexistent/providers"), "{}", stderr(&out));
+    assert!(
+        error_line(&out).contains("/nonexistent/providers"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn unreachable_webdriver_is_an_infrastructure_error() {
     let out = run(
-        &["pair", "--provider", "deliveroo", "--username", "a@sandbox.test", "--password-stdin", "--webdriver", "http://127.0.0.1:9"],
+        &[
+            "pair",
+            "--provider",
+            "deliveroo",
+            "--username",
+            "a@sandbox.test",
+            "--password-stdin",
+            "--webdriver",
+            "http://127.0.0.1:9",
+        ],
         "Secret-Pass-1\n",
         &[],
     );
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let line = error_line(&out);
-    assert!(line.contains("cannot reach WebDriver at http://127.0.0.1:9"), "{line}");
+    assert!(
+        line.contains("cannot reach WebDriver at http://127.0.0.1:9"),
+        "{line}"
+    );
     assert!(!stderr(&out).contains("Secret-Pass-1"));
 }
 
 #[test]
 fn missing_chromedriver_says_how_to_install_it() {
     let out = run(
-        &["pair", "--provider", "deliveroo", "--username", "a@sandbox.test", "--password-stdin"],
+        &[
+            "pair",
+            "--provider",
+            "deliveroo",
+            "--username",
+            "a@sandbox.test",
+            "--password-stdin",
+        ],
         "Secret-Pass-1\n",
-        &[("PATH", "/nonexistent"), ("CHROMEDRIVER", "/nonexistent/chromedriver")],
+        &[
+            ("PATH", "/nonexistent"),
+            ("CHROMEDRIVER", "/nonexistent/chromedriver"),
+        ],
     );
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let line = error_line(&out);
-    assert!(line.contains("chromedriver not found") && line.contains("chromium-driver"), "{line}");
+    assert!(
+        line.contains("chromedriver not found") && line.contains("chromium-driver"),
+        "{line}"
+    );
 }
 
 #[test]
 fn password_only_from_stdin() {
-    let out = run(&["pair", "--provider", "deliveroo", "--username", "a@sandbox.test", "--password-stdin"], "", &[]);
+    let out = run(
+        &[
+            "pair",
+            "--provider",
+            "deliveroo",
+            "--username",
+            "a@sandbox.test",
+            "--password-stdin",
+        ],
+        "",
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(error_line(&out).contains("no password on standard input"), "{}", stderr(&out));
+    assert!(
+        error_line(&out).contains("no password on standard input"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -144,4 +293,15 @@ fn providers_lists_all_fifteen() {
         assert_eq!(entry["status"], "supported", "{id}");
         assert!(entry["recorded_pages"].as_u64().unwrap() >= 10, "{id}");
     }
+}
+
+#[test]
+fn readme_shows_the_real_decision_table() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let table = pairing_worker::outcome::decision_table_markdown();
+    assert!(
+        readme.contains(&table),
+        "README.md's outcome table is stale; paste `pairing-worker outcomes`:\n{table}"
+    );
 }

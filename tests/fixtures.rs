@@ -15,23 +15,30 @@ fn main() {
         let pages = match fixtures::load(&registry.fixtures, &spec.id) {
             Ok(pages) => pages,
             Err(problem) => {
-                trials.push(Trial::test(format!("{}::load", spec.id), move || Err(problem.into())));
+                trials.push(Trial::test(format!("{}::load", spec.id), move || {
+                    Err(problem.into())
+                }));
                 continue;
             }
         };
         {
             let (files, id, pages) = (registry.fixtures.clone(), spec.id.clone(), pages.clone());
-            trials.push(Trial::test(format!("{id}::sandbox_script"), move || match SandboxScript::load(&files, &id, &pages) {
-                Ok(Some(_)) => Ok(()),
-                Ok(None) => Err(Failed::from(format!("{id} has recorded pages but no sandbox.toml"))),
-                Err(problem) => Err(problem.into()),
+            trials.push(Trial::test(format!("{id}::sandbox_script"), move || {
+                match SandboxScript::load(&files, &id, &pages) {
+                    Ok(Some(_)) => Ok(()),
+                    Ok(None) => Err(Failed::from(format!(
+                        "{id} has recorded pages but no sandbox.toml"
+                    ))),
+                    Err(problem) => Err(problem.into()),
+                }
             }));
         }
         for page in pages {
             let spec = spec.clone();
-            trials.push(Trial::test(format!("{}::{}", page.provider, page.case), move || {
-                page.check(&spec).map(|_| ()).map_err(Failed::from)
-            }));
+            trials.push(Trial::test(
+                format!("{}::{}", page.provider, page.case),
+                move || page.check(&spec).map(|_| ()).map_err(Failed::from),
+            ));
         }
     }
     libtest_mimic::run(&args, trials).exit();

@@ -16,7 +16,14 @@ pub struct Chromedriver {
 fn chromedriver_binary() -> Result<PathBuf, BrowserError> {
     if let Some(path) = std::env::var_os("CHROMEDRIVER") {
         let path = PathBuf::from(path);
-        return if path.is_file() { Ok(path) } else { Err(BrowserError::DriverMissing(format!("$CHROMEDRIVER={} does not exist", path.display()))) };
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(BrowserError::DriverMissing(format!(
+                "$CHROMEDRIVER={} does not exist",
+                path.display()
+            )))
+        };
     }
     std::env::var_os("PATH")
         .into_iter()
@@ -28,12 +35,18 @@ fn chromedriver_binary() -> Result<PathBuf, BrowserError> {
 
 /// Debian's `/usr/bin/chromium` wrapper, or `$CHROMIUM`.
 pub fn chromium_binary() -> PathBuf {
-    std::env::var_os("CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+    std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
 }
 
 fn free_port() -> Result<u16, BrowserError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| BrowserError::DriverStart(e.to_string()))?;
-    Ok(listener.local_addr().map_err(|e| BrowserError::DriverStart(e.to_string()))?.port())
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| BrowserError::DriverStart(e.to_string()))?;
+    Ok(listener
+        .local_addr()
+        .map_err(|e| BrowserError::DriverStart(e.to_string()))?
+        .port())
 }
 
 impl Chromedriver {
@@ -50,18 +63,29 @@ impl Chromedriver {
             .kill_on_drop(true)
             // Its own process group, so the browsers it starts die with it.
             .process_group(0);
-        let mut child = command.spawn().map_err(|e| BrowserError::DriverStart(format!("{}: {e}", binary.display())))?;
+        let mut child = command
+            .spawn()
+            .map_err(|e| BrowserError::DriverStart(format!("{}: {e}", binary.display())))?;
         let url = format!("http://127.0.0.1:{port}");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 return Ok(Chromedriver { child, url });
             }
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(BrowserError::DriverStart(format!("{} exited with {status}", binary.display())));
+                return Err(BrowserError::DriverStart(format!(
+                    "{} exited with {status}",
+                    binary.display()
+                )));
             }
             if tokio::time::Instant::now() > deadline {
-                return Err(BrowserError::DriverStart(format!("{} did not listen on port {port} within 15 s", binary.display())));
+                return Err(BrowserError::DriverStart(format!(
+                    "{} did not listen on port {port} within 15 s",
+                    binary.display()
+                )));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

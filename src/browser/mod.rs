@@ -22,10 +22,18 @@ pub enum BrowserError {
     DriverStart(String),
     #[error("cannot reach WebDriver at {url}: {reason} (is it running? check --webdriver)")]
     Unreachable { url: String, reason: String },
-    #[error("WebDriver command `{command}` did not answer within {timeout:?}: the browser is hung")]
-    Timeout { command: &'static str, timeout: Duration },
+    #[error(
+        "WebDriver command `{command}` did not answer within {timeout:?}: the browser is hung"
+    )]
+    Timeout {
+        command: &'static str,
+        timeout: Duration,
+    },
     #[error("WebDriver command `{command}` failed: {reason}")]
-    Command { command: &'static str, reason: String },
+    Command {
+        command: &'static str,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -40,7 +48,11 @@ pub struct BrowserConfig {
 
 impl Default for BrowserConfig {
     fn default() -> Self {
-        BrowserConfig { webdriver: None, command_timeout: Duration::from_secs(30), chromium: None }
+        BrowserConfig {
+            webdriver: None,
+            command_timeout: Duration::from_secs(30),
+            chromium: None,
+        }
     }
 }
 
@@ -84,7 +96,11 @@ impl Browser {
                 (driver.url().to_string(), Some(Arc::new(driver)))
             }
         };
-        let browser = Browser { endpoint, local, config };
+        let browser = Browser {
+            endpoint,
+            local,
+            config,
+        };
         browser.check_reachable().await?;
         Ok(browser)
     }
@@ -94,21 +110,35 @@ impl Browser {
     }
 
     async fn check_reachable(&self) -> Result<(), BrowserError> {
-        let url = url::Url::parse(&self.endpoint).map_err(|e| BrowserError::Unreachable { url: self.endpoint.clone(), reason: e.to_string() })?;
+        let url = url::Url::parse(&self.endpoint).map_err(|e| BrowserError::Unreachable {
+            url: self.endpoint.clone(),
+            reason: e.to_string(),
+        })?;
         let host = url.host_str().unwrap_or("127.0.0.1").to_string();
         let port = url.port_or_known_default().unwrap_or(4444);
         let connect = tokio::net::TcpStream::connect((host.as_str(), port));
         match tokio::time::timeout(Duration::from_secs(5), connect).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(BrowserError::Unreachable { url: self.endpoint.clone(), reason: e.to_string() }),
-            Err(_) => Err(BrowserError::Unreachable { url: self.endpoint.clone(), reason: "connection timed out".into() }),
+            Ok(Err(e)) => Err(BrowserError::Unreachable {
+                url: self.endpoint.clone(),
+                reason: e.to_string(),
+            }),
+            Err(_) => Err(BrowserError::Unreachable {
+                url: self.endpoint.clone(),
+                reason: "connection timed out".into(),
+            }),
         }
     }
 
     /// Opens a new session with a fresh, throwaway profile: no cookie ever crosses accounts.
     pub async fn session(&self) -> Result<Session, BrowserError> {
         let profile = match self.local {
-            Some(_) => Some(tempfile::Builder::new().prefix("pairing-worker-profile-").tempdir().map_err(|e| BrowserError::DriverStart(e.to_string()))?),
+            Some(_) => Some(
+                tempfile::Builder::new()
+                    .prefix("pairing-worker-profile-")
+                    .tempdir()
+                    .map_err(|e| BrowserError::DriverStart(e.to_string()))?,
+            ),
             None => None, // a remote node makes its own fresh profile per session
         };
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| s.to_string()).collect();
@@ -117,7 +147,11 @@ impl Browser {
         }
         let mut options = json!({ "args": args });
         if self.local.is_some() {
-            let binary = self.config.chromium.clone().unwrap_or_else(chromedriver::chromium_binary);
+            let binary = self
+                .config
+                .chromium
+                .clone()
+                .unwrap_or_else(chromedriver::chromium_binary);
             options["binary"] = json!(binary);
         }
         let mut caps = serde_json::Map::new();
@@ -125,15 +159,30 @@ impl Browser {
         caps.insert("goog:chromeOptions".into(), options);
         caps.insert("pageLoadStrategy".into(), json!("normal"));
         caps.insert("unhandledPromptBehavior".into(), json!("dismiss"));
-        let mut builder = ClientBuilder::rustls().map_err(|e| BrowserError::DriverStart(e.to_string()))?;
+        let mut builder =
+            ClientBuilder::rustls().map_err(|e| BrowserError::DriverStart(e.to_string()))?;
         builder.capabilities(caps);
         let connect = builder.connect(&self.endpoint);
         let client = match tokio::time::timeout(self.config.command_timeout, connect).await {
             Ok(Ok(client)) => client,
-            Ok(Err(e)) => return Err(BrowserError::Unreachable { url: self.endpoint.clone(), reason: e.to_string() }),
-            Err(_) => return Err(BrowserError::Timeout { command: "new_session", timeout: self.config.command_timeout }),
+            Ok(Err(e)) => {
+                return Err(BrowserError::Unreachable {
+                    url: self.endpoint.clone(),
+                    reason: e.to_string(),
+                })
+            }
+            Err(_) => {
+                return Err(BrowserError::Timeout {
+                    command: "new_session",
+                    timeout: self.config.command_timeout,
+                })
+            }
         };
-        Ok(Session { client: Some(client), timeout: self.config.command_timeout, _profile: profile })
+        Ok(Session {
+            client: Some(client),
+            timeout: self.config.command_timeout,
+            _profile: profile,
+        })
     }
 }
 
@@ -195,14 +244,28 @@ impl Session {
         self.client.as_ref().expect("session used after close")
     }
 
-    async fn run<T>(&self, command: &'static str, fut: impl std::future::Future<Output = Result<T, fantoccini::error::CmdError>>) -> Result<T, BrowserError> {
+    async fn run<T>(
+        &self,
+        command: &'static str,
+        fut: impl std::future::Future<Output = Result<T, fantoccini::error::CmdError>>,
+    ) -> Result<T, BrowserError> {
         let started = std::time::Instant::now();
         let result = tokio::time::timeout(self.timeout, fut).await;
-        tracing::trace!(command, ms = started.elapsed().as_secs_f64() * 1000.0, "webdriver");
+        tracing::trace!(
+            command,
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "webdriver"
+        );
         match result {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(BrowserError::Command { command, reason: e.to_string() }),
-            Err(_) => Err(BrowserError::Timeout { command, timeout: self.timeout }),
+            Ok(Err(e)) => Err(BrowserError::Command {
+                command,
+                reason: e.to_string(),
+            }),
+            Err(_) => Err(BrowserError::Timeout {
+                command,
+                timeout: self.timeout,
+            }),
         }
     }
 
@@ -212,13 +275,20 @@ impl Session {
 
     /// The page as rendered.
     pub async fn snapshot(&self) -> Result<PageSnapshot, BrowserError> {
-        let value = self.run("snapshot", self.client().execute(SNAPSHOT_JS, vec![])).await?;
+        let value = self
+            .run("snapshot", self.client().execute(SNAPSHOT_JS, vec![]))
+            .await?;
         let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
         match value {
-            Value::Array(parts) if parts.len() == 3 => {
-                Ok(PageSnapshot { url: text(&parts[0]), html: text(&parts[1]), document: text(&parts[2]) })
-            }
-            other => Err(BrowserError::Command { command: "snapshot", reason: format!("unexpected result {other}") }),
+            Value::Array(parts) if parts.len() == 3 => Ok(PageSnapshot {
+                url: text(&parts[0]),
+                html: text(&parts[1]),
+                document: text(&parts[2]),
+            }),
+            other => Err(BrowserError::Command {
+                command: "snapshot",
+                reason: format!("unexpected result {other}"),
+            }),
         }
     }
 
@@ -226,7 +296,13 @@ impl Session {
     /// counts as a change.
     pub async fn wait_for_mutation(&self, max: Duration) -> Result<bool, BrowserError> {
         let ms = max.as_millis() as u64;
-        match self.run("wait_for_mutation", self.client().execute_async(MUTATION_JS, vec![json!(ms)])).await {
+        match self
+            .run(
+                "wait_for_mutation",
+                self.client().execute_async(MUTATION_JS, vec![json!(ms)]),
+            )
+            .await
+        {
             Ok(value) => Ok(value.as_bool().unwrap_or(true)),
             Err(BrowserError::Command { .. }) => Ok(true),
             Err(e) => Err(e),
@@ -234,8 +310,13 @@ impl Session {
     }
 
     /// The displayed elements matching `css`, in document order.
-    pub async fn visible(&self, css: &str) -> Result<Vec<fantoccini::elements::Element>, BrowserError> {
-        let all = self.run("find_all", self.client().find_all(Locator::Css(css))).await?;
+    pub async fn visible(
+        &self,
+        css: &str,
+    ) -> Result<Vec<fantoccini::elements::Element>, BrowserError> {
+        let all = self
+            .run("find_all", self.client().find_all(Locator::Css(css)))
+            .await?;
         let mut shown = Vec::with_capacity(all.len());
         for el in all {
             if self.run("is_displayed", el.is_displayed()).await? {
@@ -245,12 +326,18 @@ impl Session {
         Ok(shown)
     }
 
-    async fn first_visible(&self, css: &str) -> Result<fantoccini::elements::Element, BrowserError> {
+    async fn first_visible(
+        &self,
+        css: &str,
+    ) -> Result<fantoccini::elements::Element, BrowserError> {
         self.visible(css)
             .await?
             .into_iter()
             .next()
-            .ok_or_else(|| BrowserError::Command { command: "find", reason: format!("no visible element matches `{css}`") })
+            .ok_or_else(|| BrowserError::Command {
+                command: "find",
+                reason: format!("no visible element matches `{css}`"),
+            })
     }
 
     /// Clears a field and types `text` into it.
@@ -261,7 +348,11 @@ impl Session {
     }
 
     /// Types one character into each of several boxes (split code inputs).
-    pub async fn fill_each(&self, elements: &[fantoccini::elements::Element], chars: &str) -> Result<(), BrowserError> {
+    pub async fn fill_each(
+        &self,
+        elements: &[fantoccini::elements::Element],
+        chars: &str,
+    ) -> Result<(), BrowserError> {
         for (el, ch) in elements.iter().zip(chars.chars()) {
             self.run("clear", el.clear()).await?;
             self.run("send_keys", el.send_keys(&ch.to_string())).await?;
@@ -276,7 +367,11 @@ impl Session {
 
     /// A PNG of the page after every typed value and every given secret is scrubbed from it.
     pub async fn scrubbed_screenshot(&self, secrets: &[&str]) -> Result<Vec<u8>, BrowserError> {
-        self.run("scrub", self.client().execute(SCRUB_JS, vec![json!(secrets)])).await?;
+        self.run(
+            "scrub",
+            self.client().execute(SCRUB_JS, vec![json!(secrets)]),
+        )
+        .await?;
         self.run("screenshot", self.client().screenshot()).await
     }
 
@@ -286,8 +381,18 @@ impl Session {
             let timeout = self.timeout;
             match tokio::time::timeout(timeout, client.close()).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(BrowserError::Command { command: "delete_session", reason: e.to_string() }),
-                Err(_) => return Err(BrowserError::Timeout { command: "delete_session", timeout }),
+                Ok(Err(e)) => {
+                    return Err(BrowserError::Command {
+                        command: "delete_session",
+                        reason: e.to_string(),
+                    })
+                }
+                Err(_) => {
+                    return Err(BrowserError::Timeout {
+                        command: "delete_session",
+                        timeout,
+                    })
+                }
             }
         }
         Ok(())

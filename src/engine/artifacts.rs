@@ -22,38 +22,67 @@ pub const SCREENSHOT_FILE: &str = "screenshot.png";
 pub const META_FILE: &str = "meta.json";
 
 /// Writes an artifact folder under `root`. The HTML must already be redacted.
-pub fn save(root: &Path, meta: &ArtifactMeta, redacted_html: &str, screenshot: Option<&[u8]>) -> std::io::Result<PathBuf> {
+pub fn save(
+    root: &Path,
+    meta: &ArtifactMeta,
+    redacted_html: &str,
+    screenshot: Option<&[u8]>,
+) -> std::io::Result<PathBuf> {
     let stamp = meta.saved_at.format("%Y%m%dT%H%M%S%.3fZ");
-    let dir = root.join(format!("{}-{stamp}-{:04x}", meta.provider, rand::random::<u16>()));
+    let dir = root.join(format!(
+        "{}-{stamp}-{:04x}",
+        meta.provider,
+        rand::random::<u16>()
+    ));
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join(PAGE_FILE), redacted_html)?;
     if let Some(png) = screenshot {
         std::fs::write(dir.join(SCREENSHOT_FILE), png)?;
     }
-    std::fs::write(dir.join(META_FILE), serde_json::to_vec_pretty(meta).expect("meta serialises"))?;
+    std::fs::write(
+        dir.join(META_FILE),
+        serde_json::to_vec_pretty(meta).expect("meta serialises"),
+    )?;
     Ok(dir)
 }
 
 /// Copies an artifact's page into `fixtures/<provider>/<case>.html` with an expected file whose
 /// `page` says FILL_ME, so the fixture test fails until the developer classifies it.
-pub fn promote(artifact: &Path, provider: &str, case: &str, fixtures_root: &Path) -> anyhow::Result<PathBuf> {
-    if case.is_empty() || !case.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+pub fn promote(
+    artifact: &Path,
+    provider: &str,
+    case: &str,
+    fixtures_root: &Path,
+) -> anyhow::Result<PathBuf> {
+    if case.is_empty()
+        || !case
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         anyhow::bail!("--case `{case}`: use letters, digits, `_` and `-` only");
     }
     let meta_path = artifact.join(META_FILE);
-    let meta: ArtifactMeta = serde_json::from_slice(
-        &std::fs::read(&meta_path).with_context(|| format!("{} is not an artifact folder (no {META_FILE})", artifact.display()))?,
-    )
-    .with_context(|| format!("{} is not valid artifact metadata", meta_path.display()))?;
+    let meta: ArtifactMeta =
+        serde_json::from_slice(&std::fs::read(&meta_path).with_context(|| {
+            format!(
+                "{} is not an artifact folder (no {META_FILE})",
+                artifact.display()
+            )
+        })?)
+        .with_context(|| format!("{} is not valid artifact metadata", meta_path.display()))?;
     if meta.provider != provider {
         anyhow::bail!("the artifact is from `{}`, not `{provider}`", meta.provider);
     }
-    let html = std::fs::read_to_string(artifact.join(PAGE_FILE)).with_context(|| format!("{} has no {PAGE_FILE}", artifact.display()))?;
+    let html = std::fs::read_to_string(artifact.join(PAGE_FILE))
+        .with_context(|| format!("{} has no {PAGE_FILE}", artifact.display()))?;
     let dir = fixtures_root.join(provider);
     std::fs::create_dir_all(&dir)?;
     let page_path = dir.join(format!("{case}.html"));
     if page_path.exists() {
-        anyhow::bail!("{} exists already: pick another --case", page_path.display());
+        anyhow::bail!(
+            "{} exists already: pick another --case",
+            page_path.display()
+        );
     }
     let expected = Expected {
         url: meta.url,
@@ -66,9 +95,15 @@ pub fn promote(artifact: &Path, provider: &str, case: &str, fixtures_root: &Path
         destination: None,
         language: "en".into(),
         status: 200,
-        note: Some(format!("from an unrecognised page: {}; add a page rule, then set `page` and `outcome`", meta.error)),
+        note: Some(format!(
+            "from an unrecognised page: {}; add a page rule, then set `page` and `outcome`",
+            meta.error
+        )),
     };
     std::fs::write(&page_path, html)?;
-    std::fs::write(dir.join(format!("{case}.toml")), toml::to_string_pretty(&expected)?)?;
+    std::fs::write(
+        dir.join(format!("{case}.toml")),
+        toml::to_string_pretty(&expected)?,
+    )?;
     Ok(page_path)
 }

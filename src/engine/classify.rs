@@ -6,7 +6,7 @@ use regex::Regex;
 use scraper::{ElementRef, Html, Node};
 use serde::Serialize;
 
-use crate::outcome::{CodeRequest, Outcome, StoreConfig, Store};
+use crate::outcome::{CodeRequest, Outcome, Store, StoreConfig};
 use crate::provider::spec::{Css, Field, PageRule, ProviderSpec, Signal};
 
 /// What one page is.
@@ -40,8 +40,14 @@ impl Classification {
 pub enum ClassifyError {
     #[error("no page rule of `{provider}` matches {url}")]
     NoMatch { provider: String, url: String },
-    #[error("page rules {rules:?} of `{provider}` all match {url}: a spec bug, make them exclusive")]
-    Ambiguous { provider: String, url: String, rules: Vec<String> },
+    #[error(
+        "page rules {rules:?} of `{provider}` all match {url}: a spec bug, make them exclusive"
+    )]
+    Ambiguous {
+        provider: String,
+        url: String,
+        rules: Vec<String>,
+    },
 }
 
 /// A parsed page, with visibility resolved once.
@@ -52,7 +58,10 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn parse(url: &str, html: &str) -> Snapshot {
-        Snapshot { html: Html::parse_document(html), url: url.to_string() }
+        Snapshot {
+            html: Html::parse_document(html),
+            url: url.to_string(),
+        }
     }
 
     fn visible<'a>(&'a self, css: &'a Css) -> impl Iterator<Item = ElementRef<'a>> + 'a {
@@ -82,10 +91,16 @@ static ALL_IN_BODY: std::sync::LazyLock<Css> = std::sync::LazyLock::new(|| Css {
 
 /// What the browser would not show: scripts, templates, `hidden`, inline `display:none`.
 fn hides(el: &scraper::node::Element) -> bool {
-    matches!(el.name(), "script" | "style" | "template" | "noscript" | "head")
-        || el.attr("hidden").is_some()
+    matches!(
+        el.name(),
+        "script" | "style" | "template" | "noscript" | "head"
+    ) || el.attr("hidden").is_some()
         || el.attr("style").is_some_and(|style| {
-            let style: String = style.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+            let style: String = style
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect::<String>()
+                .to_ascii_lowercase();
             style.contains("display:none") || style.contains("visibility:hidden")
         })
 }
@@ -151,7 +166,12 @@ pub fn classify_snapshot(
         .collect();
     let rule = match matching.as_slice() {
         [rule] => *rule,
-        [] => return Err(ClassifyError::NoMatch { provider: spec.id.clone(), url: snapshot.url.clone() }),
+        [] => {
+            return Err(ClassifyError::NoMatch {
+                provider: spec.id.clone(),
+                url: snapshot.url.clone(),
+            })
+        }
         many => {
             return Err(ClassifyError::Ambiguous {
                 provider: spec.id.clone(),
@@ -170,7 +190,11 @@ pub fn classify_snapshot(
         page: rule.name.clone(),
         overlays,
         outcome: rule.outcome,
-        raw_message: rule.raw_message.as_ref().and_then(|css| snapshot.visible(css).next()).map(element_text),
+        raw_message: rule
+            .raw_message
+            .as_ref()
+            .and_then(|css| snapshot.visible(css).next())
+            .map(element_text),
         code_request: None,
         stores: Vec::new(),
     };
@@ -192,7 +216,11 @@ pub fn classify_snapshot(
         });
         found.code_request = Some(CodeRequest {
             channel,
-            destination: code.destination.as_ref().and_then(|css| snapshot.visible(css).next()).map(element_text),
+            destination: code
+                .destination
+                .as_ref()
+                .and_then(|css| snapshot.visible(css).next())
+                .map(element_text),
             code_length,
             expires_at: None,
         });
@@ -219,11 +247,21 @@ pub fn classify_snapshot(
     Ok(found)
 }
 
-fn rule_matches(rule: &PageRule, snapshot: &Snapshot, host: Option<&str>, path: &str, text: &str) -> bool {
+fn rule_matches(
+    rule: &PageRule,
+    snapshot: &Snapshot,
+    host: Option<&str>,
+    path: &str,
+    text: &str,
+) -> bool {
     if rule.host.is_some() && rule.host.as_deref() != host {
         return false;
     }
-    let target = if host.is_some() { path } else { snapshot.url.as_str() };
+    let target = if host.is_some() {
+        path
+    } else {
+        snapshot.url.as_str()
+    };
     rule.url.is_match(target)
         && rule.present.iter().all(|css| snapshot.has(css))
         && !rule.absent.iter().any(|css| snapshot.has(css))
@@ -231,7 +269,11 @@ fn rule_matches(rule: &PageRule, snapshot: &Snapshot, host: Option<&str>, path: 
 }
 
 /// Whether a signal fires, with the portal's own words when it does.
-fn signal(signal: &Signal, snapshot: &Snapshot, page_text: &str) -> Option<(Outcome, Option<String>)> {
+fn signal(
+    signal: &Signal,
+    snapshot: &Snapshot,
+    page_text: &str,
+) -> Option<(Outcome, Option<String>)> {
     match &signal.selector {
         Some(css) => snapshot.visible(css).find_map(|el| {
             let text = element_text(el);
@@ -331,10 +373,24 @@ name = { selector = ".name" }
     fn signals_carry_the_portals_words() {
         let spec = spec();
         let html = r#"<html><body><div id=cookies><button>ok</button></div><input name=email><p class=error> Identifiants   incorrects </p></body></html>"#;
-        let found = classify(&spec, "https://portal.example.test/login?next=/home", html, None).unwrap();
+        let found = classify(
+            &spec,
+            "https://portal.example.test/login?next=/home",
+            html,
+            None,
+        )
+        .unwrap();
         assert_eq!(found.overlays, vec!["cookie_banner"]);
-        assert_eq!(found.outcome, Some(Outcome::InvalidCredentials(InvalidCredentials::WrongPassword)));
-        assert_eq!(found.raw_message.as_deref(), Some("Identifiants incorrects"));
+        assert_eq!(
+            found.outcome,
+            Some(Outcome::InvalidCredentials(
+                InvalidCredentials::WrongPassword
+            ))
+        );
+        assert_eq!(
+            found.raw_message.as_deref(),
+            Some("Identifiants incorrects")
+        );
     }
 
     #[test]
@@ -347,7 +403,10 @@ name = { selector = ".name" }
         assert_eq!(request.channel, CodeChannel::Sms);
         assert_eq!(request.code_length, Some(4));
         assert_eq!(request.destination.as_deref(), Some("+1 ••• 34"));
-        assert_eq!(found.outcome, Some(Outcome::TwoFactor(crate::outcome::TwoFactor::CodeRequired)));
+        assert_eq!(
+            found.outcome,
+            Some(Outcome::TwoFactor(crate::outcome::TwoFactor::CodeRequired))
+        );
     }
 
     #[test]
@@ -360,36 +419,88 @@ name = { selector = ".name" }
         assert_eq!(found.stores[0].name, "Pasta Bar");
         let without = r#"<html><body><ul id=stores></ul></body></html>"#;
         let found = classify(&spec, "https://portal.example.test/home", without, None).unwrap();
-        assert_eq!(found.outcome, Some(Outcome::InvalidStoreConfig(StoreConfig::StoreNotFound)));
+        assert_eq!(
+            found.outcome,
+            Some(Outcome::InvalidStoreConfig(StoreConfig::StoreNotFound))
+        );
     }
 
     #[test]
     fn base_override_maps_sandbox_urls_to_hosts() {
         let spec = spec();
         let html = r#"<html><body><input name=email></body></html>"#;
-        let found = classify(&spec, "http://127.0.0.1:8090/testportal/web/login", html, Some("http://127.0.0.1:8090/testportal")).unwrap();
+        let found = classify(
+            &spec,
+            "http://127.0.0.1:8090/testportal/web/login",
+            html,
+            Some("http://127.0.0.1:8090/testportal"),
+        )
+        .unwrap();
         assert_eq!(found.page, "login");
-        let err = classify(&spec, "http://127.0.0.1:8090/other/web/login", html, Some("http://127.0.0.1:8090/testportal")).unwrap_err();
+        let err = classify(
+            &spec,
+            "http://127.0.0.1:8090/other/web/login",
+            html,
+            Some("http://127.0.0.1:8090/testportal"),
+        )
+        .unwrap_err();
         assert!(matches!(err, ClassifyError::NoMatch { .. }));
     }
 
     #[test]
     fn two_matching_rules_are_an_error_not_a_guess() {
-        let text = TEST_SPEC.replace(r##"present = ["#stores"]"##, r#"present = ["input[name=email]"]"#).replace(r#"url = "^/home""#, r#"url = "^/login""#);
+        let text = TEST_SPEC
+            .replace(
+                r##"present = ["#stores"]"##,
+                r#"present = ["input[name=email]"]"#,
+            )
+            .replace(r#"url = "^/home""#, r#"url = "^/login""#);
         let spec = ProviderSpec::parse("testportal.toml", &text).unwrap();
         let html = r#"<html><body><input name=email></body></html>"#;
         let err = classify(&spec, "https://portal.example.test/login", html, None).unwrap_err();
-        assert!(matches!(err, ClassifyError::Ambiguous { ref rules, .. } if rules.len() == 2), "{err}");
+        assert!(
+            matches!(err, ClassifyError::Ambiguous { ref rules, .. } if rules.len() == 2),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_specs_name_file_field_and_problem() {
         let cases = [
-            (TEST_SPEC.replace(r##"present = ["#cookies"]"##, r##"present = ["#cookies[["]"##), "overlays[0].present[0]", "invalid CSS selector"),
-            (TEST_SPEC.replace(r#""(?i)incorrects""#, r#""(?i)incorrects(""#), "pages[0] (login).signals[0].text[1]", "invalid regex"),
-            (TEST_SPEC.replace("invalid_credentials/wrong_password", "invalid_credentials/wrong_pw"), "", "unknown outcome"),
-            (TEST_SPEC.replace(r#"outcome = "paired""#, r#"outcome = "invalid_store_config/restaurant_inactive""#), "", "only a page that ends `paired` reads stores"),
-            (TEST_SPEC.replace(r#"entry = "web:/login""#, r#"entry = "nowhere:/login""#), "entry", "host_key"),
+            (
+                TEST_SPEC.replace(
+                    r##"present = ["#cookies"]"##,
+                    r##"present = ["#cookies[["]"##,
+                ),
+                "overlays[0].present[0]",
+                "invalid CSS selector",
+            ),
+            (
+                TEST_SPEC.replace(r#""(?i)incorrects""#, r#""(?i)incorrects(""#),
+                "pages[0] (login).signals[0].text[1]",
+                "invalid regex",
+            ),
+            (
+                TEST_SPEC.replace(
+                    "invalid_credentials/wrong_password",
+                    "invalid_credentials/wrong_pw",
+                ),
+                "",
+                "unknown outcome",
+            ),
+            (
+                TEST_SPEC.replace(
+                    r#"outcome = "paired""#,
+                    r#"outcome = "invalid_store_config/restaurant_inactive""#,
+                ),
+                "",
+                "only a page that ends `paired` reads stores",
+            ),
+            (
+                TEST_SPEC.replace(r#"entry = "web:/login""#, r#"entry = "nowhere:/login""#),
+                "entry",
+                "host_key",
+            ),
         ];
         for (text, field, message) in cases {
             let err = ProviderSpec::parse("providers/testportal.toml", &text).unwrap_err();

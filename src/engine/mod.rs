@@ -1,5 +1,5 @@
 //! The recognise -> act loop.
 
-pub mod classify;
 pub mod artifacts;
+pub mod classify;
 pub mod pairing;

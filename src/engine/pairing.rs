@@ -20,7 +20,11 @@ use crate::secret::{redact_html, redact_text, Credentials};
 /// the pairing ends there, reporting what the portal asked for.
 pub trait CodeSource: Send {
     /// `previous` is the error the portal gave for the last code (`code_invalid`, `code_expired`).
-    fn code(&mut self, request: &CodeRequest, previous: Option<Outcome>) -> impl Future<Output = Option<SecretString>> + Send;
+    fn code(
+        &mut self,
+        request: &CodeRequest,
+        previous: Option<Outcome>,
+    ) -> impl Future<Output = Option<SecretString>> + Send;
 }
 
 /// No automatic code source and nobody to ask: a code page ends the pairing at once.
@@ -100,7 +104,10 @@ pub enum PairingError {
     Browser(#[from] BrowserError),
     /// Two page rules match one page: a spec bug, surfaced loudly.
     #[error("{error} (page saved to {artifacts:?})")]
-    AmbiguousPage { error: ClassifyError, artifacts: Option<PathBuf> },
+    AmbiguousPage {
+        error: ClassifyError,
+        artifacts: Option<PathBuf>,
+    },
 }
 
 /// Runs one pairing in `session`, which the caller owns and closes.
@@ -112,11 +119,21 @@ pub async fn pair<C: CodeSource>(
     options: &PairingOptions,
 ) -> Result<PairingReport, PairingError> {
     let started = Instant::now();
-    let mut run = Run { session, spec, credentials, options, steps: Vec::new(), typed_codes: Vec::new(), started };
+    let mut run = Run {
+        session,
+        spec,
+        credentials,
+        options,
+        steps: Vec::new(),
+        typed_codes: Vec::new(),
+        started,
+    };
     let result = match tokio::time::timeout(options.deadline, run.drive(codes)).await {
         Ok(result) => result,
-        Err(_) => Ok(Ending::new(Outcome::ProviderUnavailable(Unavailable::Timeout), None)
-            .message(format!("the job deadline of {:?} passed", options.deadline))),
+        Err(_) => Ok(
+            Ending::new(Outcome::ProviderUnavailable(Unavailable::Timeout), None)
+                .message(format!("the job deadline of {:?} passed", options.deadline)),
+        ),
     };
     let ending = result?;
     let outcome = ending.outcome;
@@ -191,7 +208,10 @@ const MUTATION_POLL: Duration = Duration::from_millis(250);
 
 impl Run<'_> {
     fn secrets(&self) -> Vec<&str> {
-        let mut secrets = vec![self.credentials.username.as_str(), self.credentials.password.expose_secret()];
+        let mut secrets = vec![
+            self.credentials.username.as_str(),
+            self.credentials.password.expose_secret(),
+        ];
         secrets.extend(self.typed_codes.iter().map(|c| c.as_str()));
         secrets
     }
@@ -201,7 +221,11 @@ impl Run<'_> {
     }
 
     fn record(&mut self, page: &str, did: impl Into<String>) {
-        self.steps.push(Step { page: page.to_string(), did: did.into(), ms: self.started.elapsed().as_millis() as u64 });
+        self.steps.push(Step {
+            page: page.to_string(),
+            did: did.into(),
+            ms: self.started.elapsed().as_millis() as u64,
+        });
     }
 
     /// The page now: its classification and which document it is (a reload is a new document).
@@ -220,12 +244,18 @@ impl Run<'_> {
             (Err(unrecognized), _) => return self.unrecognized(unrecognized).await,
         };
         for _ in 0..self.options.step_budget {
-            let rule = self.spec.page(&found.page).expect("classifier returns known rules");
+            let rule = self
+                .spec
+                .page(&found.page)
+                .expect("classifier returns known rules");
             // 1. The portal has said how this ends (a code page's "code required" is ours to answer).
             if found.outcome == Some(Outcome::UnrecognizedPage) {
                 // A spec's catch-all ("an alert we have no words for"): keep the page for the developer.
                 let page = self.session.snapshot().await?;
-                let error = ClassifyError::NoMatch { provider: self.spec.id.clone(), url: page.url.clone() };
+                let error = ClassifyError::NoMatch {
+                    provider: self.spec.id.clone(),
+                    url: page.url.clone(),
+                };
                 let mut ending = self.unrecognized((error, page.url, page.html)).await?;
                 ending.page = Some(found.page.clone());
                 ending.raw_message = found.raw_message.clone().or(ending.raw_message);
@@ -233,43 +263,71 @@ impl Run<'_> {
             }
             if let Some(outcome) = found.outcome {
                 let code_page_asks = rule.code.is_some()
-                    && matches!(outcome, Outcome::TwoFactor(TwoFactor::CodeRequired | TwoFactor::CodeInvalid | TwoFactor::CodeExpired));
+                    && matches!(
+                        outcome,
+                        Outcome::TwoFactor(
+                            TwoFactor::CodeRequired
+                                | TwoFactor::CodeInvalid
+                                | TwoFactor::CodeExpired
+                        )
+                    );
                 if !code_page_asks {
                     return Ok(self.finish(found, outcome));
                 }
             }
             // 2. Noise first: one overlay at a time.
-            if let Some(overlay) = found.overlays.first().and_then(|name| self.spec.overlays.iter().find(|o| &o.name == name)) {
+            if let Some(overlay) = found
+                .overlays
+                .first()
+                .and_then(|name| self.spec.overlays.iter().find(|o| &o.name == name))
+            {
                 self.session.click(&overlay.dismiss.source).await?;
                 self.record(&found.page, format!("dismissed {}", overlay.name));
             } else if let Some(code_page) = &rule.code {
                 // 3. A code page: type a code if a source has one, else end with what was asked.
-                let previous = found.outcome.filter(|o| *o != Outcome::TwoFactor(TwoFactor::CodeRequired));
-                let request = found.code_request.clone().unwrap_or_else(|| CodeRequest {
+                let previous = found
+                    .outcome
+                    .filter(|o| *o != Outcome::TwoFactor(TwoFactor::CodeRequired));
+                let request = found.code_request.clone().unwrap_or(CodeRequest {
                     channel: code_page.channel,
                     destination: None,
                     code_length: code_page.length,
                     expires_at: None,
                 });
                 if codes_typed >= self.options.code_attempts {
-                    return Ok(self.finish(found, previous.unwrap_or(Outcome::TwoFactor(TwoFactor::CodeInvalid))));
+                    return Ok(self.finish(
+                        found,
+                        previous.unwrap_or(Outcome::TwoFactor(TwoFactor::CodeInvalid)),
+                    ));
                 }
                 let Some(code) = codes.code(&request, previous).await else {
-                    let mut ending = self.finish(found, previous.unwrap_or(Outcome::TwoFactor(TwoFactor::CodeRequired)));
+                    let mut ending = self.finish(
+                        found,
+                        previous.unwrap_or(Outcome::TwoFactor(TwoFactor::CodeRequired)),
+                    );
                     ending.code_request = Some(request);
                     return Ok(ending);
                 };
                 codes_typed += 1;
                 if !self.type_code(rule, code).await? {
                     let mut ending = self.finish(found, Outcome::TwoFactor(TwoFactor::CodeInvalid));
-                    ending.raw_message = Some("the code does not have the length the portal asks for".into());
+                    ending.raw_message =
+                        Some("the code does not have the length the portal asks for".into());
                     return Ok(ending);
                 }
                 self.record(&found.page, format!("typed code {codes_typed}"));
             } else {
                 // 4. An ordinary page: do what the spec says. A password is submitted once per job:
                 // a login page that comes back without a message we know is not retried.
-                let submits_password = rule.actions.iter().any(|a| matches!(a, Action::Fill { value: FillValue::Password, .. }));
+                let submits_password = rule.actions.iter().any(|a| {
+                    matches!(
+                        a,
+                        Action::Fill {
+                            value: FillValue::Password,
+                            ..
+                        }
+                    )
+                });
                 if submits_password && !password_pages.insert(rule.name.clone()) {
                     return Ok(Ending::new(Outcome::UnrecognizedPage, Some(&found.page)).message(format!(
                         "page `{}` came back with no message the spec recognises; not submitting the password twice",
@@ -277,28 +335,50 @@ impl Run<'_> {
                     )));
                 }
                 self.act(rule).await?;
-                let did = rule.actions.iter().map(describe).collect::<Vec<_>>().join(", ");
+                let did = rule
+                    .actions
+                    .iter()
+                    .map(describe)
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 self.record(&found.page, did);
             }
             (found, document) = match self.wait_for_change(&found, &document).await? {
                 Changed::To(next, next_document) => (next, next_document),
-                Changed::Unrecognized(unrecognized) => return self.unrecognized(unrecognized).await,
+                Changed::Unrecognized(unrecognized) => {
+                    return self.unrecognized(unrecognized).await
+                }
                 Changed::Stuck => {
-                    return Ok(Ending::new(Outcome::ProviderUnavailable(Unavailable::Timeout), Some(&found.page))
-                        .message(format!("page `{}` did not change within {} ms after we acted", found.page, self.spec.step_timeout_ms)))
+                    return Ok(Ending::new(
+                        Outcome::ProviderUnavailable(Unavailable::Timeout),
+                        Some(&found.page),
+                    )
+                    .message(format!(
+                        "page `{}` did not change within {} ms after we acted",
+                        found.page, self.spec.step_timeout_ms
+                    )))
                 }
             };
         }
-        Ok(Ending::new(Outcome::UnrecognizedPage, Some(&found.page))
-            .message(format!("the flow did not end within {} pages: the spec loops", self.options.step_budget)))
+        Ok(
+            Ending::new(Outcome::UnrecognizedPage, Some(&found.page)).message(format!(
+                "the flow did not end within {} pages: the spec loops",
+                self.options.step_budget
+            )),
+        )
     }
 
     fn finish(&self, found: Classification, outcome: Outcome) -> Ending {
         let mut ending = Ending::from_page(found, outcome);
         if outcome == Outcome::Paired {
             let ids: Vec<&str> = ending.stores.iter().map(|s| s.id.as_str()).collect();
-            ending.missing_store_ids =
-                self.options.expected_stores.iter().filter(|want| !ids.contains(&want.as_str())).cloned().collect();
+            ending.missing_store_ids = self
+                .options
+                .expected_stores
+                .iter()
+                .filter(|want| !ids.contains(&want.as_str()))
+                .cloned()
+                .collect();
             if !ending.missing_store_ids.is_empty() {
                 ending.outcome = Outcome::InvalidStoreConfig(StoreConfig::StoreNotFound);
             }
@@ -326,7 +406,11 @@ impl Run<'_> {
     }
 
     /// Types a code into one field or one digit per box, then submits. `false`: wrong length.
-    async fn type_code(&mut self, rule: &PageRule, code: SecretString) -> Result<bool, PairingError> {
+    async fn type_code(
+        &mut self,
+        rule: &PageRule,
+        code: SecretString,
+    ) -> Result<bool, PairingError> {
         let code_page = rule.code.as_ref().expect("code rule");
         let code = Zeroizing::new(code.expose_secret().trim().to_string());
         let inputs = self.session.visible(&code_page.inputs.source).await?;
@@ -350,24 +434,34 @@ impl Run<'_> {
 
     /// Waits until the page is recognisably different from `before` (another page, overlay or
     /// message, or a new document): never acts twice on one unchanged page.
-    async fn wait_for_change(&self, before: &Classification, before_document: &str) -> Result<Changed, PairingError> {
+    async fn wait_for_change(
+        &self,
+        before: &Classification,
+        before_document: &str,
+    ) -> Result<Changed, PairingError> {
         let deadline = Instant::now() + Duration::from_millis(self.spec.step_timeout_ms);
         let key = before.state_key();
         loop {
             match self.look().await? {
-                (Ok(found), document) if found.state_key() != key || document != before_document => {
+                (Ok(found), document)
+                    if found.state_key() != key || document != before_document =>
+                {
                     return Ok(Changed::To(found, document))
                 }
                 (Ok(_), _) => {}
                 // A page in transition may match nothing for a moment; give it until the deadline.
-                (Err(unrecognized), _) if Instant::now() >= deadline => return Ok(Changed::Unrecognized(unrecognized)),
+                (Err(unrecognized), _) if Instant::now() >= deadline => {
+                    return Ok(Changed::Unrecognized(unrecognized))
+                }
                 (Err(_), _) => {}
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Ok(Changed::Stuck);
             }
-            self.session.wait_for_mutation(left.min(MUTATION_POLL)).await?;
+            self.session
+                .wait_for_mutation(left.min(MUTATION_POLL))
+                .await?;
         }
     }
 
@@ -382,14 +476,24 @@ impl Run<'_> {
                     error: redact_text(&error.to_string(), &secrets),
                     saved_at: chrono::Utc::now(),
                 };
-                artifacts::save(dir, &meta, &redact_html(&html, &secrets), screenshot.as_deref()).ok()
+                artifacts::save(
+                    dir,
+                    &meta,
+                    &redact_html(&html, &secrets),
+                    screenshot.as_deref(),
+                )
+                .ok()
             }
             None => None,
         };
         if let ClassifyError::Ambiguous { .. } = error {
-            return Err(PairingError::AmbiguousPage { error, artifacts: saved });
+            return Err(PairingError::AmbiguousPage {
+                error,
+                artifacts: saved,
+            });
         }
-        let mut ending = Ending::new(Outcome::UnrecognizedPage, None).message(redact_text(&error.to_string(), &secrets));
+        let mut ending = Ending::new(Outcome::UnrecognizedPage, None)
+            .message(redact_text(&error.to_string(), &secrets));
         ending.artifacts = saved;
         Ok(ending)
     }
@@ -406,8 +510,14 @@ enum Changed {
 
 fn describe(action: &Action) -> String {
     match action {
-        Action::Fill { target, value: FillValue::Username } => format!("filled {} with the username", target.source),
-        Action::Fill { target, value: FillValue::Password } => format!("filled {} with the password", target.source),
+        Action::Fill {
+            target,
+            value: FillValue::Username,
+        } => format!("filled {} with the username", target.source),
+        Action::Fill {
+            target,
+            value: FillValue::Password,
+        } => format!("filled {} with the password", target.source),
         Action::Click { target } => format!("clicked {}", target.source),
     }
 }

@@ -54,7 +54,11 @@ impl Files {
     pub fn list(&self, dir: &str) -> Vec<String> {
         let mut names: Vec<String> = match self {
             Files::Embedded(root) => {
-                let entries = if dir.is_empty() { Some(root.entries()) } else { root.get_dir(dir).map(|d| d.entries()) };
+                let entries = if dir.is_empty() {
+                    Some(root.entries())
+                } else {
+                    root.get_dir(dir).map(|d| d.entries())
+                };
                 entries
                     .unwrap_or_default()
                     .iter()
@@ -62,7 +66,10 @@ impl Files {
                     .collect()
             }
             Files::Disk(root) => std::fs::read_dir(root.join(dir))
-                .map(|rd| rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                        .collect()
+                })
                 .unwrap_or_default(),
         };
         names.sort();
@@ -130,16 +137,22 @@ impl Registry {
     /// This crate's own `providers/` and `fixtures/` folders on disk (tests, developers).
     pub fn from_source_tree() -> Result<Registry, RegistryError> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        Registry::load(Files::Disk(root.join("providers")), Files::Disk(root.join("fixtures")))
+        Registry::load(
+            Files::Disk(root.join("providers")),
+            Files::Disk(root.join("fixtures")),
+        )
     }
 
     pub fn load(providers: Files, fixtures: Files) -> Result<Registry, RegistryError> {
         if let Files::Disk(dir) = &providers {
-            std::fs::read_dir(dir).map_err(|e| RegistryError::Folder(dir.display().to_string(), e))?;
+            std::fs::read_dir(dir)
+                .map_err(|e| RegistryError::Folder(dir.display().to_string(), e))?;
         }
         let mut specs = BTreeMap::new();
         for name in providers.list("") {
-            let Some(stem) = name.strip_suffix(".toml") else { continue };
+            let Some(stem) = name.strip_suffix(".toml") else {
+                continue;
+            };
             let text = providers.read(&name).unwrap_or_default();
             let spec = ProviderSpec::parse(&providers.display(&name), &text)?;
             if !KNOWN_PROVIDERS.iter().any(|(id, _)| *id == stem) {
@@ -178,9 +191,18 @@ impl Registry {
                 ProviderInfo {
                     id,
                     name,
-                    status: if spec.is_some() { SupportStatus::Supported } else { SupportStatus::Planned },
+                    status: if spec.is_some() {
+                        SupportStatus::Supported
+                    } else {
+                        SupportStatus::Planned
+                    },
                     languages: spec.map(|s| s.languages.clone()).unwrap_or_default(),
-                    recorded_pages: self.fixtures.list(id).iter().filter(|f| f.ends_with(".html")).count(),
+                    recorded_pages: self
+                        .fixtures
+                        .list(id)
+                        .iter()
+                        .filter(|f| f.ends_with(".html"))
+                        .count(),
                 }
             })
             .collect()

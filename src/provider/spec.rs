@@ -260,7 +260,10 @@ impl ProviderSpec {
     pub fn parse(file: &str, text: &str) -> Result<ProviderSpec, SpecError> {
         let raw: SpecFile = toml::from_str(text).map_err(|e| SpecError {
             file: file.to_string(),
-            field: e.span().map(|s| format!("bytes {}..{}", s.start, s.end)).unwrap_or_default(),
+            field: e
+                .span()
+                .map(|s| format!("bytes {}..{}", s.start, s.end))
+                .unwrap_or_default(),
             message: e.message().to_string(),
         })?;
         Compiler { file }.spec(raw)
@@ -322,17 +325,28 @@ struct Compiler<'a> {
 
 impl Compiler<'_> {
     fn err(&self, field: impl Into<String>, message: impl Into<String>) -> SpecError {
-        SpecError { file: self.file.to_string(), field: field.into(), message: message.into() }
+        SpecError {
+            file: self.file.to_string(),
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     fn css(&self, field: &str, source: &str) -> Result<Css, SpecError> {
         let selector = Selector::parse(source)
             .map_err(|e| self.err(field, format!("invalid CSS selector `{source}`: {e}")))?;
-        Ok(Css { source: source.to_string(), selector })
+        Ok(Css {
+            source: source.to_string(),
+            selector,
+        })
     }
 
     fn css_list(&self, field: &str, sources: &[String]) -> Result<Vec<Css>, SpecError> {
-        sources.iter().enumerate().map(|(i, s)| self.css(&format!("{field}[{i}]"), s)).collect()
+        sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| self.css(&format!("{field}[{i}]"), s))
+            .collect()
     }
 
     fn regex(&self, field: &str, source: &str) -> Result<Regex, SpecError> {
@@ -340,36 +354,73 @@ impl Compiler<'_> {
     }
 
     fn regex_list(&self, field: &str, sources: &[String]) -> Result<Vec<Regex>, SpecError> {
-        sources.iter().enumerate().map(|(i, s)| self.regex(&format!("{field}[{i}]"), s)).collect()
+        sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| self.regex(&format!("{field}[{i}]"), s))
+            .collect()
     }
 
     fn field(&self, at: &str, raw: FieldFile) -> Result<Field, SpecError> {
-        let selector = raw.selector.as_deref().map(|s| self.css(&format!("{at}.selector"), s)).transpose()?;
-        Ok(Field { selector, attr: raw.attr })
+        let selector = raw
+            .selector
+            .as_deref()
+            .map(|s| self.css(&format!("{at}.selector"), s))
+            .transpose()?;
+        Ok(Field {
+            selector,
+            attr: raw.attr,
+        })
     }
 
     fn spec(&self, raw: SpecFile) -> Result<ProviderSpec, SpecError> {
-        let expected_id = std::path::Path::new(self.file).file_stem().and_then(|s| s.to_str());
+        let expected_id = std::path::Path::new(self.file)
+            .file_stem()
+            .and_then(|s| s.to_str());
         if let Some(stem) = expected_id {
             if stem != raw.id {
-                return Err(self.err("id", format!("`{}` does not match the file name `{stem}`", raw.id)));
+                return Err(self.err(
+                    "id",
+                    format!("`{}` does not match the file name `{stem}`", raw.id),
+                ));
             }
         }
+        url::Url::parse(&raw.support_url).map_err(|e| {
+            self.err(
+                "support_url",
+                format!("`{}` is not a URL: {e}", raw.support_url),
+            )
+        })?;
         if raw.hosts.is_empty() {
             return Err(self.err("hosts", "at least one host is needed"));
         }
         for (key, origin) in &raw.hosts {
-            let parsed = url::Url::parse(origin)
-                .map_err(|e| self.err(format!("hosts.{key}"), format!("`{origin}` is not a URL: {e}")))?;
+            let parsed = url::Url::parse(origin).map_err(|e| {
+                self.err(
+                    format!("hosts.{key}"),
+                    format!("`{origin}` is not a URL: {e}"),
+                )
+            })?;
             if parsed.path() != "/" || origin.ends_with('/') {
-                return Err(self.err(format!("hosts.{key}"), "give the origin only, without a path or trailing slash"));
+                return Err(self.err(
+                    format!("hosts.{key}"),
+                    "give the origin only, without a path or trailing slash",
+                ));
             }
         }
         let (entry_host, entry_path) = raw
             .entry
             .split_once(':')
             .filter(|(host, path)| raw.hosts.contains_key(*host) && path.starts_with('/'))
-            .ok_or_else(|| self.err("entry", format!("`{}` must be `host_key:/path` with a host from [hosts]", raw.entry)))?;
+            .ok_or_else(|| {
+                self.err(
+                    "entry",
+                    format!(
+                        "`{}` must be `host_key:/path` with a host from [hosts]",
+                        raw.entry
+                    ),
+                )
+            })?;
         if raw.pages.is_empty() {
             return Err(self.err("pages", "a provider needs at least one page rule"));
         }
@@ -381,7 +432,10 @@ impl Compiler<'_> {
             .map(|(i, o)| {
                 let at = format!("overlays[{i}]");
                 if o.present.is_empty() {
-                    return Err(self.err(format!("{at}.present"), "an overlay needs at least one selector"));
+                    return Err(self.err(
+                        format!("{at}.present"),
+                        "an overlay needs at least one selector",
+                    ));
                 }
                 Ok(OverlayRule {
                     present: self.css_list(&format!("{at}.present"), &o.present)?,
@@ -410,7 +464,10 @@ impl Compiler<'_> {
             }
             external_steps.insert(
                 reason,
-                ExternalSteps { support_url: steps.support_url.unwrap_or_else(|| raw.support_url.clone()), steps: steps.steps },
+                ExternalSteps {
+                    support_url: steps.support_url.unwrap_or_else(|| raw.support_url.clone()),
+                    steps: steps.steps,
+                },
             );
         }
 
@@ -444,25 +501,45 @@ impl Compiler<'_> {
         Ok(spec)
     }
 
-    fn page(&self, at: &str, p: PageFile, hosts: &BTreeMap<String, String>) -> Result<PageRule, SpecError> {
+    fn page(
+        &self,
+        at: &str,
+        p: PageFile,
+        hosts: &BTreeMap<String, String>,
+    ) -> Result<PageRule, SpecError> {
         if let Some(host) = &p.host {
             if !hosts.contains_key(host) {
                 return Err(self.err(format!("{at}.host"), format!("`{host}` is not in [hosts]")));
             }
         }
         if p.present.is_empty() && p.text.is_empty() {
-            return Err(self.err(at, "a page rule needs `present` selectors or `text` patterns, not only a URL"));
+            return Err(self.err(
+                at,
+                "a page rule needs `present` selectors or `text` patterns, not only a URL",
+            ));
         }
         let ends = p.outcome.is_some();
-        let kinds = [ends, p.code.is_some(), !p.actions.is_empty()].iter().filter(|b| **b).count();
+        let kinds = [ends, p.code.is_some(), !p.actions.is_empty()]
+            .iter()
+            .filter(|b| **b)
+            .count();
         if kinds != 1 {
-            return Err(self.err(at, "a page rule needs exactly one of `outcome`, `code` or `actions`"));
+            return Err(self.err(
+                at,
+                "a page rule needs exactly one of `outcome`, `code` or `actions`",
+            ));
         }
         if p.outcome == Some(Outcome::Paired) && p.stores.is_none() {
-            return Err(self.err(format!("{at}.stores"), "a page that ends `paired` must say how to read the store list"));
+            return Err(self.err(
+                format!("{at}.stores"),
+                "a page that ends `paired` must say how to read the store list",
+            ));
         }
         if p.stores.is_some() && p.outcome != Some(Outcome::Paired) {
-            return Err(self.err(format!("{at}.stores"), "only a page that ends `paired` reads stores"));
+            return Err(self.err(
+                format!("{at}.stores"),
+                "only a page that ends `paired` reads stores",
+            ));
         }
         let signals = p
             .signals
@@ -471,11 +548,18 @@ impl Compiler<'_> {
             .map(|(j, s)| {
                 let sat = format!("{at}.signals[{j}]");
                 if s.selector.is_none() && s.text.is_empty() {
-                    return Err(self.err(&sat, "a signal needs a `selector`, `text` patterns, or both"));
+                    return Err(self.err(
+                        &sat,
+                        "a signal needs a `selector`, `text` patterns, or both",
+                    ));
                 }
                 Ok(Signal {
                     outcome: s.outcome,
-                    selector: s.selector.as_deref().map(|c| self.css(&format!("{sat}.selector"), c)).transpose()?,
+                    selector: s
+                        .selector
+                        .as_deref()
+                        .map(|c| self.css(&format!("{sat}.selector"), c))
+                        .transpose()?,
                     text: self.regex_list(&format!("{sat}.text"), &s.text)?,
                 })
             })
@@ -503,13 +587,22 @@ impl Compiler<'_> {
                     inputs: self.css(&format!("{cat}.inputs"), &c.inputs)?,
                     submit: self.css(&format!("{cat}.submit"), &c.submit)?,
                     channel: c.channel,
-                    destination: c.destination.as_deref().map(|d| self.css(&format!("{cat}.destination"), d)).transpose()?,
+                    destination: c
+                        .destination
+                        .as_deref()
+                        .map(|d| self.css(&format!("{cat}.destination"), d))
+                        .transpose()?,
                     length: c.length,
                     channels: c
                         .channels
                         .into_iter()
                         .enumerate()
-                        .map(|(k, ch)| Ok((ch.channel, self.regex_list(&format!("{cat}.channels[{k}].text"), &ch.text)?)))
+                        .map(|(k, ch)| {
+                            Ok((
+                                ch.channel,
+                                self.regex_list(&format!("{cat}.channels[{k}].text"), &ch.text)?,
+                            ))
+                        })
                         .collect::<Result<Vec<_>, SpecError>>()?,
                 })
             })
@@ -522,8 +615,14 @@ impl Compiler<'_> {
                     item: self.css(&format!("{sat}.item"), &s.item)?,
                     id: self.field(&format!("{sat}.id"), s.id)?,
                     name: self.field(&format!("{sat}.name"), s.name)?,
-                    brand: s.brand.map(|f| self.field(&format!("{sat}.brand"), f)).transpose()?,
-                    status: s.status.map(|f| self.field(&format!("{sat}.status"), f)).transpose()?,
+                    brand: s
+                        .brand
+                        .map(|f| self.field(&format!("{sat}.brand"), f))
+                        .transpose()?,
+                    status: s
+                        .status
+                        .map(|f| self.field(&format!("{sat}.status"), f))
+                        .transpose()?,
                 })
             })
             .transpose()?;
@@ -533,7 +632,11 @@ impl Compiler<'_> {
             present: self.css_list(&format!("{at}.present"), &p.present)?,
             absent: self.css_list(&format!("{at}.absent"), &p.absent)?,
             text: self.regex_list(&format!("{at}.text"), &p.text)?,
-            raw_message: p.raw_message.as_deref().map(|r| self.css(&format!("{at}.raw_message"), r)).transpose()?,
+            raw_message: p
+                .raw_message
+                .as_deref()
+                .map(|r| self.css(&format!("{at}.raw_message"), r))
+                .transpose()?,
             name: p.name,
             signals,
             actions,

@@ -69,8 +69,15 @@ impl Scenario {
             scenario: self.name.clone(),
             description: self.description.clone(),
             username: self.username.clone(),
-            password: self.typed_password.clone().unwrap_or_else(|| self.password.clone()),
-            code: if self.supply_code { self.typed_code.clone().or_else(|| self.code.clone()) } else { None },
+            password: self
+                .typed_password
+                .clone()
+                .unwrap_or_else(|| self.password.clone()),
+            code: if self.supply_code {
+                self.typed_code.clone().or_else(|| self.code.clone())
+            } else {
+                None
+            },
             expected: self.expected,
         }
     }
@@ -78,12 +85,22 @@ impl Scenario {
 
 impl SandboxScript {
     /// Loads and cross-checks a provider's script against its recorded pages.
-    pub fn load(files: &Files, provider: &str, pages: &[Fixture]) -> Result<Option<SandboxScript>, String> {
+    pub fn load(
+        files: &Files,
+        provider: &str,
+        pages: &[Fixture],
+    ) -> Result<Option<SandboxScript>, String> {
         let path = format!("{provider}/sandbox.toml");
-        let Some(text) = files.read(&path) else { return Ok(None) };
-        let script: SandboxScript = toml::from_str(&text).map_err(|e| format!("{}: {e}", files.display(&path)))?;
+        let Some(text) = files.read(&path) else {
+            return Ok(None);
+        };
+        let script: SandboxScript =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", files.display(&path)))?;
         let known = |case: &str| pages.iter().any(|p| p.case == case);
-        let mut referenced = vec![("entry", &script.entry), ("wrong_password", &script.wrong_password)];
+        let mut referenced = vec![
+            ("entry", &script.entry),
+            ("wrong_password", &script.wrong_password),
+        ];
         if let Some(wrong_code) = &script.wrong_code {
             referenced.push(("wrong_code", wrong_code));
         }
@@ -94,16 +111,30 @@ impl SandboxScript {
         }
         for (field, case) in referenced {
             if !known(case) {
-                return Err(format!("{}: {field}: no recorded page `{case}` in {provider}/", files.display(&path)));
+                return Err(format!(
+                    "{}: {field}: no recorded page `{case}` in {provider}/",
+                    files.display(&path)
+                ));
             }
         }
         if script.scenarios.iter().filter(|s| s.unknown).count() > 1 {
-            return Err(format!("{}: only one scenario may be `unknown = true`", files.display(&path)));
+            return Err(format!(
+                "{}: only one scenario may be `unknown = true`",
+                files.display(&path)
+            ));
         }
-        let mut names: Vec<&str> = script.scenarios.iter().map(|s| s.username.as_str()).collect();
+        let mut names: Vec<&str> = script
+            .scenarios
+            .iter()
+            .map(|s| s.username.as_str())
+            .collect();
         names.sort_unstable();
         if let Some(dup) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(format!("{}: two scenarios use the username `{}`", files.display(&path), dup[0]));
+            return Err(format!(
+                "{}: two scenarios use the username `{}`",
+                files.display(&path),
+                dup[0]
+            ));
         }
         Ok(Some(script))
     }

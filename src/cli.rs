@@ -11,15 +11,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pairing_worker::browser::{Browser, BrowserConfig};
+use pairing_worker::codes::{merchant_codes, AccountCodes, CodeSubmitter};
 use pairing_worker::engine::classify::classify as classify_page;
-use pairing_worker::engine::pairing::{pair_in_new_session, CodeSource, NoCodes, PairingOptions};
+use pairing_worker::engine::pairing::{pair_in_new_session, PairingOptions};
 use pairing_worker::fixtures;
-use pairing_worker::outcome::{CodeRequest, Outcome};
+use pairing_worker::outcome::Outcome;
 use pairing_worker::provider::Registry;
 use pairing_worker::sandbox::script::SandboxScript;
 use pairing_worker::sandbox::script::ScenarioCard;
 use pairing_worker::sandbox::{run_card, Sandbox};
-use pairing_worker::secret::{Credentials, SecretString};
+use pairing_worker::secret::Credentials;
 
 /// `pair` exit codes, documented in `--help` and the README.
 pub const EXIT_PAIRED: u8 = 0;
@@ -46,11 +47,19 @@ pub struct ProvidersArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Print the per-provider quality checklist (Markdown, as in docs/checklist.md).
+    #[arg(long, conflicts_with = "json")]
+    checklist: bool,
 }
 
 pub fn providers(registry: &Registry, args: ProvidersArgs) -> anyhow::Result<ExitCode> {
     let list = registry.list();
-    if args.json {
+    if args.checklist {
+        print!(
+            "{}",
+            pairing_worker::provider::checklist::markdown(registry)
+        );
+    } else if args.json {
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
         println!(
@@ -246,46 +255,46 @@ fn read_secret_line(stdin: &mut impl BufRead, what: &str) -> anyhow::Result<secr
     Ok(secrecy::SecretString::from(value.to_string()))
 }
 
-/// The merchant at a terminal (or a pipe): asked for the code when the portal wants one.
-struct StdinCode {
-    asked: bool,
-}
-
-impl CodeSource for StdinCode {
-    async fn code(
-        &mut self,
-        request: &CodeRequest,
-        previous: Option<Outcome>,
-    ) -> Option<SecretString> {
-        if self.asked && !std::io::stdin().is_terminal() {
-            return None; // a pipe holds one code; do not wait on an empty stdin
-        }
-        self.asked = true;
-        let prompt = format!(
-            "{}enter the {}code sent by {:?}{}: ",
-            previous.map(|p| format!("{p}; ")).unwrap_or_default(),
-            request
-                .code_length
-                .map(|n| format!("{n}-digit "))
-                .unwrap_or_default(),
-            request.channel,
-            request
-                .destination
-                .as_deref()
-                .map(|d| format!(" to {d}"))
-                .unwrap_or_default(),
-        );
-        tokio::task::spawn_blocking(move || {
-            if std::io::stdin().is_terminal() {
-                eprint!("{prompt}");
-                let _ = std::io::stderr().flush();
+/// The merchant at a terminal (or a pipe): prompted when the portal asks for a code; a code of the
+/// wrong shape is refused before it reaches the portal and asked for again.
+fn prompt_for_codes(mut submitter: CodeSubmitter) {
+    tokio::spawn(async move {
+        while let Some(request) = submitter.wait_for_request().await {
+            let prompt = format!(
+                "enter the {}code sent by {:?}{}: ",
+                request
+                    .code_length
+                    .map(|n| format!("{n}-digit "))
+                    .unwrap_or_default(),
+                request.channel,
+                request
+                    .destination
+                    .as_deref()
+                    .map(|d| format!(" to {d}"))
+                    .unwrap_or_default(),
+            );
+            let line = tokio::task::spawn_blocking(move || {
+                if std::io::stdin().is_terminal() {
+                    eprint!("{prompt}");
+                    let _ = std::io::stderr().flush();
+                }
+                read_secret_line(&mut std::io::stdin().lock(), "code").ok()
+            })
+            .await
+            .ok()
+            .flatten();
+            let Some(code) = line else { return };
+            if let Err(error) = submitter.submit(code) {
+                eprintln!("{error}");
+                if !std::io::stdin().is_terminal() {
+                    return;
+                }
+                continue;
             }
-            read_secret_line(&mut std::io::stdin().lock(), "code").ok()
-        })
-        .await
-        .ok()
-        .flatten()
-    }
+            // The same request stays open until the pairing takes the code: do not prompt twice.
+            submitter.wait_until_taken().await;
+        }
+    });
 }
 
 pub fn browser_config(webdriver: Option<String>) -> BrowserConfig {
@@ -319,18 +328,13 @@ pub async fn pair(registry: Registry, args: PairArgs) -> anyhow::Result<ExitCode
             return Ok(ExitCode::from(EXIT_INFRASTRUCTURE));
         }
     };
-    let result = if args.code_stdin {
-        pair_in_new_session(
-            &browser,
-            &spec,
-            &credentials,
-            &mut StdinCode { asked: false },
-            &options,
-        )
-        .await
-    } else {
-        pair_in_new_session(&browser, &spec, &credentials, &mut NoCodes, &options).await
-    };
+    let mut codes = AccountCodes::default();
+    if args.code_stdin {
+        let (merchant, submitter) = merchant_codes();
+        codes.merchant = Some(merchant);
+        prompt_for_codes(submitter);
+    }
+    let result = pair_in_new_session(&browser, &spec, &credentials, &mut codes, &options).await;
     match result {
         Ok(report) => {
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -440,16 +444,17 @@ pub async fn demo(registry: Registry, args: DemoArgs) -> anyhow::Result<ExitCode
     let slots = Arc::new(tokio::sync::Semaphore::new(args.jobs.max(1)));
     let mut runs = tokio::task::JoinSet::new();
     for (index, card) in cards.into_iter().enumerate() {
-        let (browser, registry, slots, bar) = (
+        let (browser, registry, slots, bar, sandbox) = (
             browser.clone(),
             registry.clone(),
             slots.clone(),
             bar.clone(),
+            sandbox.clone(),
         );
         let base = format!("http://{addr}/{}", card.provider);
         runs.spawn(async move {
             let _slot = slots.acquire_owned().await.expect("semaphore open");
-            let result = run_card(&browser, &registry, &card, &base).await;
+            let result = run_card(&browser, &registry, &sandbox, &card, &base).await;
             bar.inc(1);
             bar.set_message(format!("{}/{}", card.provider, card.scenario));
             (index, card, result)

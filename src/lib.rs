@@ -4,6 +4,7 @@
 //! Data flows one way: provider spec + browser -> engine -> [`outcome::Outcome`] -> caller.
 
 pub mod browser;
+pub mod codes;
 pub mod engine;
 pub mod fixtures;
 pub mod outcome;

@@ -11,7 +11,8 @@ use axum::response::Html;
 use axum::routing::{get, post};
 use libtest_mimic::{Arguments, Failed, Trial};
 use pairing_worker::browser::{Browser, BrowserConfig, BrowserError};
-use pairing_worker::engine::pairing::{pair_in_new_session, NoCodes, PairingError, PairingOptions};
+use pairing_worker::codes::NoCodes;
+use pairing_worker::engine::pairing::{pair_in_new_session, PairingError, PairingOptions};
 use pairing_worker::outcome::{InvalidCredentials, Outcome, TwoFactor};
 use pairing_worker::provider::Registry;
 use pairing_worker::sandbox::{run_card, Sandbox};
@@ -89,7 +90,13 @@ fn main() {
                 let env = env()?;
                 let base = format!("{}/{}", env.base, card.provider);
                 let report = RUNTIME
-                    .block_on(run_card(&env.browser, &env.registry, &card, &base))
+                    .block_on(run_card(
+                        &env.browser,
+                        &env.registry,
+                        &env.sandbox,
+                        &card,
+                        &base,
+                    ))
                     .map_err(|e| e.to_string())?;
                 check(report.outcome == card.expected, || {
                     format!(
@@ -240,6 +247,7 @@ fn main() {
             run_card(
                 &own,
                 &env.registry,
+                &env.sandbox,
                 &card,
                 &format!("{}/{}", env.base, card.provider),
             )

@@ -353,6 +353,8 @@ outcome = "paired"
 item = "#stores li"
 id = { attr = "data-id" }
 name = { selector = ".name" }
+[external_steps.store_not_found]
+steps.en = ["Add the store to this account."]
 "##;
 
     fn spec() -> ProviderSpec {

@@ -1,6 +1,5 @@
 //! One pairing: recognise the page, act, wait for it to change, until the portal says how it ends.
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -11,30 +10,11 @@ use zeroize::Zeroizing;
 use super::artifacts::{self, ArtifactMeta};
 use super::classify::{classify, Classification, ClassifyError};
 use crate::browser::{BrowserError, Session};
+use crate::codes::{CodeAnswer, CodeSource, CodeSourceError};
 use crate::outcome::{CodeRequest, Decision, Outcome, Store, StoreConfig, TwoFactor, Unavailable};
 use crate::provider::spec::{Action, FillValue, PageRule};
 use crate::provider::ProviderSpec;
 use crate::secret::{redact_html, redact_text, Credentials};
-
-/// Where verification codes come from (the merchant, TOTP, a mailbox). `None` means "no code":
-/// the pairing ends there, reporting what the portal asked for.
-pub trait CodeSource: Send {
-    /// `previous` is the error the portal gave for the last code (`code_invalid`, `code_expired`).
-    fn code(
-        &mut self,
-        request: &CodeRequest,
-        previous: Option<Outcome>,
-    ) -> impl Future<Output = Option<SecretString>> + Send;
-}
-
-/// No automatic code source and nobody to ask: a code page ends the pairing at once.
-pub struct NoCodes;
-
-impl CodeSource for NoCodes {
-    async fn code(&mut self, _: &CodeRequest, _: Option<Outcome>) -> Option<SecretString> {
-        None
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct PairingOptions {
@@ -42,12 +22,15 @@ pub struct PairingOptions {
     pub base_url: Option<String>,
     /// Store ids that must be on the account.
     pub expected_stores: Vec<String>,
-    /// The whole job's deadline (waiting for a code included).
+    /// The portal's share of the job's deadline; waiting for codes has its own budget on top
+    /// (`code_wait` per code), so a slow merchant never turns into a portal timeout.
     pub deadline: Duration,
     /// How many pages the engine may act on before it calls the flow a loop.
     pub step_budget: usize,
     /// How many codes one job may type before giving up.
     pub code_attempts: usize,
+    /// How long one code request stays open (the merchant reads the mail or SMS and types it).
+    pub code_wait: Duration,
     /// Where unrecognised pages are saved; `None` keeps nothing.
     pub artifacts_dir: Option<PathBuf>,
 }
@@ -60,6 +43,7 @@ impl Default for PairingOptions {
             deadline: Duration::from_secs(120),
             step_budget: 25,
             code_attempts: 3,
+            code_wait: Duration::from_secs(300),
             artifacts_dir: None,
         }
     }
@@ -102,6 +86,8 @@ pub struct PairingReport {
 pub enum PairingError {
     #[error(transparent)]
     Browser(#[from] BrowserError),
+    #[error(transparent)]
+    Codes(#[from] CodeSourceError),
     /// Two page rules match one page: a spec bug, surfaced loudly.
     #[error("{error} (page saved to {artifacts:?})")]
     AmbiguousPage {
@@ -128,7 +114,8 @@ pub async fn pair<C: CodeSource>(
         typed_codes: Vec::new(),
         started,
     };
-    let result = match tokio::time::timeout(options.deadline, run.drive(codes)).await {
+    let deadline = options.deadline + options.code_wait * options.code_attempts as u32;
+    let result = match tokio::time::timeout(deadline, run.drive(codes)).await {
         Ok(result) => result,
         Err(_) => Ok(
             Ending::new(Outcome::ProviderUnavailable(Unavailable::Timeout), None)
@@ -288,25 +275,37 @@ impl Run<'_> {
                 let previous = found
                     .outcome
                     .filter(|o| *o != Outcome::TwoFactor(TwoFactor::CodeRequired));
-                let request = found.code_request.clone().unwrap_or(CodeRequest {
+                let mut request = found.code_request.clone().unwrap_or(CodeRequest {
                     channel: code_page.channel,
                     destination: None,
                     code_length: code_page.length,
                     expires_at: None,
                 });
+                request.expires_at = chrono::Duration::from_std(self.options.code_wait)
+                    .ok()
+                    .map(|wait| chrono::Utc::now() + wait);
                 if codes_typed >= self.options.code_attempts {
                     return Ok(self.finish(
                         found,
                         previous.unwrap_or(Outcome::TwoFactor(TwoFactor::CodeInvalid)),
                     ));
                 }
-                let Some(code) = codes.code(&request, previous).await else {
-                    let mut ending = self.finish(
-                        found,
-                        previous.unwrap_or(Outcome::TwoFactor(TwoFactor::CodeRequired)),
-                    );
-                    ending.code_request = Some(request);
-                    return Ok(ending);
+                let code = match codes.code(&request, previous).await? {
+                    CodeAnswer::Code(code) => code,
+                    CodeAnswer::NoSource => {
+                        let mut ending = self.finish(
+                            found,
+                            previous.unwrap_or(Outcome::TwoFactor(TwoFactor::CodeRequired)),
+                        );
+                        ending.code_request = Some(request);
+                        return Ok(ending);
+                    }
+                    CodeAnswer::TimedOut => {
+                        let mut ending =
+                            self.finish(found, Outcome::TwoFactor(TwoFactor::CodeTimeout));
+                        ending.code_request = Some(request);
+                        return Ok(ending);
+                    }
                 };
                 codes_typed += 1;
                 if !self.type_code(rule, code).await? {
@@ -519,15 +518,6 @@ fn describe(action: &Action) -> String {
             value: FillValue::Password,
         } => format!("filled {} with the password", target.source),
         Action::Click { target } => format!("clicked {}", target.source),
-    }
-}
-
-/// A code known before the pairing starts (the CLI's piped code, a scripted scenario): given once.
-pub struct OneCode(pub Option<SecretString>);
-
-impl CodeSource for OneCode {
-    async fn code(&mut self, _: &CodeRequest, _: Option<Outcome>) -> Option<SecretString> {
-        self.0.take()
     }
 }
 

@@ -1,5 +1,6 @@
 //! The provider registry: all fifteen platforms we connect to, and the specs of those we support.
 
+pub mod checklist;
 pub mod spec;
 
 use std::collections::BTreeMap;

@@ -41,6 +41,16 @@ struct SpecFile {
     pages: Vec<PageFile>,
     #[serde(default)]
     external_steps: BTreeMap<String, ExternalStepsFile>,
+    /// How the portal's code emails look, for reading codes from the merchant's mailbox.
+    #[serde(default)]
+    email_code: Option<EmailCodeFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailCodeFile {
+    sender: String,
+    pattern: String,
 }
 
 fn default_step_timeout_ms() -> u64 {
@@ -186,6 +196,7 @@ pub struct ProviderSpec {
     pub overlays: Vec<OverlayRule>,
     pub pages: Vec<PageRule>,
     pub external_steps: BTreeMap<String, ExternalSteps>,
+    pub email_code: Option<crate::codes::EmailCodeRule>,
 }
 
 #[derive(Debug, Clone)]
@@ -311,6 +322,12 @@ impl ProviderSpec {
             out.extend(page.signals.iter().map(|s| s.outcome));
             if page.code.is_some() {
                 out.push(Outcome::TwoFactor(crate::outcome::TwoFactor::CodeRequired));
+            }
+            if page.stores.is_some() {
+                // Zero stores, or an expected store missing, is never `paired`.
+                out.push(Outcome::InvalidStoreConfig(
+                    crate::outcome::StoreConfig::StoreNotFound,
+                ));
             }
         }
         out.sort_by_key(|o| o.to_string());
@@ -471,6 +488,15 @@ impl Compiler<'_> {
             );
         }
 
+        let email_code = raw
+            .email_code
+            .map(|e| {
+                Ok::<_, SpecError>(crate::codes::EmailCodeRule {
+                    sender: self.regex("email_code.sender", &e.sender)?,
+                    pattern: self.regex("email_code.pattern", &e.pattern)?,
+                })
+            })
+            .transpose()?;
         let spec = ProviderSpec {
             id: raw.id,
             name: raw.name,
@@ -484,6 +510,7 @@ impl Compiler<'_> {
             overlays,
             pages,
             external_steps,
+            email_code,
         };
         // Every outcome the merchant must fix outside our product needs steps to show.
         for outcome in spec.reachable_outcomes() {

@@ -14,8 +14,9 @@ use axum::routing::{any, get};
 use axum::{Json, Router};
 
 use crate::fixtures::{self, Fixture};
+use crate::outcome::Outcome;
 use crate::provider::{ProviderSpec, Registry};
-use script::{SandboxScript, Scenario, ScenarioCard};
+use script::{Delivery, SandboxScript, Scenario, ScenarioCard};
 
 /// One provider's fake portal.
 struct Portal {
@@ -52,6 +53,25 @@ struct Visit {
     current: String,
     scenario: Option<usize>,
     step: usize,
+    /// The fresh code this login attempt was sent.
+    issued_code: Option<String>,
+}
+
+/// A code the portal "sends" once the response is on its way.
+struct Outgoing {
+    delivery: Delivery,
+    provider: String,
+    username: String,
+    code: String,
+}
+
+/// Where the sandbox appends code emails: one IMAP user per scenario username, one password.
+#[derive(Debug, Clone)]
+pub struct MailDelivery {
+    pub host: String,
+    pub port: u16,
+    pub ca_file: Option<std::path::PathBuf>,
+    pub password: String,
 }
 
 /// The portals and everything the sandbox remembers between requests.
@@ -59,6 +79,9 @@ pub struct Sandbox {
     portals: BTreeMap<String, Portal>,
     visits: Mutex<HashMap<String, Visit>>,
     attempts: Mutex<BTreeMap<String, LoginAttempts>>,
+    /// The last code sent to each `provider/username`, whatever the channel (the SMS "phone").
+    issued: Mutex<BTreeMap<String, String>>,
+    mail: Option<MailDelivery>,
 }
 
 /// What the sandbox saw of one account's logins: what a platform's lockout counter would see.
@@ -99,7 +122,54 @@ impl Sandbox {
             portals,
             visits: Mutex::default(),
             attempts: Mutex::default(),
+            issued: Mutex::default(),
+            mail: None,
         })
+    }
+
+    /// Delivers code emails into a real IMAP server.
+    pub fn with_mail(mut self, mail: MailDelivery) -> Sandbox {
+        self.mail = Some(mail);
+        self
+    }
+
+    /// The last code the portal sent this account (what the merchant's phone or inbox shows).
+    pub fn issued_code(&self, provider: &str, username: &str) -> Option<String> {
+        self.issued
+            .lock()
+            .expect("issued lock")
+            .get(&account_key(provider, username))
+            .cloned()
+    }
+
+    /// Sends a code the way the scenario says: always recorded, appended to IMAP for email.
+    async fn send(&self, out: Outgoing) {
+        self.issued
+            .lock()
+            .expect("issued lock")
+            .insert(account_key(&out.provider, &out.username), out.code.clone());
+        let (Delivery::Email, Some(mail)) = (out.delivery, &self.mail) else {
+            return;
+        };
+        let Some(template) = self
+            .portals
+            .get(&out.provider)
+            .and_then(|p| p.script.email.as_ref())
+        else {
+            return;
+        };
+        let message = code_email(template, &out.username, &out.code);
+        let config = crate::codes::MailboxConfig {
+            host: mail.host.clone(),
+            port: mail.port,
+            username: out.username.clone(),
+            password: secrecy::SecretString::from(mail.password.clone()),
+            ca_file: mail.ca_file.clone(),
+            folder: "INBOX".into(),
+        };
+        if let Err(error) = crate::codes::mailbox::deliver(&config, message.as_bytes()).await {
+            tracing::warn!(%error, "sandbox could not deliver a code email");
+        }
     }
 
     pub fn providers(&self) -> impl Iterator<Item = &str> {
@@ -128,7 +198,7 @@ impl Sandbox {
         self.attempts
             .lock()
             .expect("attempts lock")
-            .get(&format!("{provider}/{}", username.to_lowercase()))
+            .get(&account_key(provider, username))
             .copied()
             .unwrap_or_default()
     }
@@ -197,6 +267,35 @@ async fn index(State(sandbox): State<Arc<Sandbox>>) -> Html<String> {
     Html(out)
 }
 
+fn account_key(provider: &str, username: &str) -> String {
+    format!("{provider}/{}", username.trim().to_lowercase())
+}
+
+/// A realistic provider email: multipart with a plain and an HTML part.
+fn code_email(template: &script::EmailTemplate, to: &str, code: &str) -> String {
+    let html = template.html.replace("{code}", code);
+    let text: String = {
+        let without_tags = regex::Regex::new(r"<[^>]+>")
+            .expect("static regex")
+            .replace_all(&html, " ");
+        without_tags
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let boundary = format!("=_sandbox_{:016x}", rand::random::<u64>());
+    let date = chrono::Utc::now().to_rfc2822();
+    format!(
+        "From: {from}\r\nTo: <{to}>\r\nSubject: {subject}\r\nDate: {date}\r\nMessage-ID: <{id:x}@sandbox.test>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n\
+         --{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n\
+         --{boundary}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n--{boundary}--\r\n",
+        from = template.from,
+        subject = template.subject.replace("{code}", code),
+        id = rand::random::<u64>(),
+    )
+}
+
 fn cookie_name(provider: &str) -> String {
     format!("pw_sandbox_{provider}")
 }
@@ -241,31 +340,39 @@ async fn portal_request(
         Some(id) => (id, false),
         None => (format!("{:032x}", rand::random::<u128>()), true),
     };
-    let mut visits = sandbox.visits.lock().expect("visits lock");
-    let response = if method == Method::POST {
-        let fields: Vec<(String, String)> =
-            url::form_urlencoded::parse(&body).into_owned().collect();
-        let visit = visits.entry(visit_key.clone()).or_default();
-        post(portal, &sandbox, &provider, visit, &fields)
-    } else {
-        let visit = visits.entry(visit_key.clone()).or_default();
-        let (entry_path, _) = portal.path_of(&portal.script.entry);
-        if !visit.current.is_empty() && portal.path_of(&visit.current).0 == path {
-            serve_page(portal, &visit.current)
-        } else if path == entry_path {
-            *visit = Visit {
-                current: portal.script.entry.clone(),
-                ..Visit::default()
-            };
-            serve_page(portal, &visit.current)
+    let (response, outgoing) = {
+        let mut visits = sandbox.visits.lock().expect("visits lock");
+        let mut outgoing = None;
+        let response = if method == Method::POST {
+            let fields: Vec<(String, String)> =
+                url::form_urlencoded::parse(&body).into_owned().collect();
+            let visit = visits.entry(visit_key.clone()).or_default();
+            let (response, out) = post(portal, &sandbox, &provider, visit, &fields);
+            outgoing = out;
+            response
         } else {
-            plain(
-                StatusCode::NOT_FOUND,
-                format!("sandbox: nothing at {} in this session", uri.path()),
-            )
-        }
+            let visit = visits.entry(visit_key.clone()).or_default();
+            let (entry_path, _) = portal.path_of(&portal.script.entry);
+            if !visit.current.is_empty() && portal.path_of(&visit.current).0 == path {
+                serve_page(portal, &visit.current)
+            } else if path == entry_path {
+                *visit = Visit {
+                    current: portal.script.entry.clone(),
+                    ..Visit::default()
+                };
+                serve_page(portal, &visit.current)
+            } else {
+                plain(
+                    StatusCode::NOT_FOUND,
+                    format!("sandbox: nothing at {} in this session", uri.path()),
+                )
+            }
+        };
+        (response, outgoing)
     };
-    drop(visits);
+    if let Some(out) = outgoing {
+        sandbox.send(out).await;
+    }
     let mut response = response;
     if new_visit {
         let cookie = format!(
@@ -299,7 +406,7 @@ fn post(
     provider: &str,
     visit: &mut Visit,
     fields: &[(String, String)],
-) -> Response {
+) -> (Response, Option<Outgoing>) {
     let script = &portal.script;
     let field = |name: &str| {
         fields
@@ -312,24 +419,24 @@ fn post(
         if bound != visit.scenario {
             visit.scenario = bound;
             visit.step = 0;
+            visit.issued_code = None;
         }
     }
     let Some(scenario) = visit.scenario.map(|i| &script.scenarios[i]) else {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "sandbox: a form was posted before any username".into(),
-        );
+        let message = "sandbox: a form was posted before any username".to_string();
+        return (plain(StatusCode::BAD_REQUEST, message), None);
     };
     if let Some(password) = field(&script.password_field) {
         let wrong = !scenario.unknown && password != scenario.password;
-        let key = format!("{provider}/{}", scenario.username.to_lowercase());
         let mut attempts = sandbox.attempts.lock().expect("attempts lock");
-        let seen = attempts.entry(key).or_default();
+        let seen = attempts
+            .entry(account_key(provider, &scenario.username))
+            .or_default();
         seen.submitted += 1;
         seen.failed += u32::from(wrong);
         drop(attempts);
         if wrong {
-            return go_to(portal, visit, script.wrong_password.clone());
+            return (go_to(portal, visit, script.wrong_password.clone()), None);
         }
     }
     // `code`, or split boxes `code1`..`code6`; not `code_challenge` and the like.
@@ -342,27 +449,68 @@ fn post(
     code_parts.sort_by(|a, b| a.0.cmp(&b.0));
     if !code_parts.is_empty() {
         let typed: String = code_parts.iter().map(|(_, v)| v.trim()).collect();
-        if scenario.code.as_deref() != Some(typed.as_str()) {
+        if !code_matches(scenario, visit, &typed) {
             let Some(wrong) = script.wrong_code.clone() else {
-                return plain(
-                    StatusCode::BAD_REQUEST,
-                    "sandbox: a code was posted but this portal has no wrong_code page".into(),
-                );
+                let message = "sandbox: a code was posted but this portal has no wrong_code page";
+                return (plain(StatusCode::BAD_REQUEST, message.into()), None);
             };
-            return go_to(portal, visit, wrong);
+            return (go_to(portal, visit, wrong), None);
         }
     }
     let Some(next) = scenario.steps.get(visit.step).cloned() else {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "sandbox: scenario `{}` has no step after {}",
-                scenario.name, visit.step
-            ),
+        let message = format!(
+            "sandbox: scenario `{}` has no step after {}",
+            scenario.name, visit.step
         );
+        return (plain(StatusCode::BAD_REQUEST, message), None);
     };
     visit.step += 1;
-    go_to(portal, visit, next)
+    // Arriving on a code page: the portal sends a fresh code for this login attempt.
+    let code_page = Some(Outcome::TwoFactor(crate::outcome::TwoFactor::CodeRequired));
+    let asks_code = portal.pages[&next].expected.outcome == code_page;
+    let outgoing = match scenario.delivery {
+        Some(delivery @ (Delivery::Email | Delivery::Sms))
+            if asks_code && visit.issued_code.is_none() =>
+        {
+            let length = scenario.code.as_ref().map_or(6, |c| c.len());
+            let code: String = (0..length)
+                .map(|_| char::from(b'0' + rand::random_range(0..10u8)))
+                .collect();
+            visit.issued_code = Some(code.clone());
+            let username = scenario.username.clone();
+            Some(Outgoing {
+                delivery,
+                provider: provider.to_string(),
+                username,
+                code,
+            })
+        }
+        _ => None,
+    };
+    (go_to(portal, visit, next), outgoing)
+}
+
+/// Whether a typed code is the one the portal expects now.
+fn code_matches(scenario: &Scenario, visit: &Visit, typed: &str) -> bool {
+    use secrecy::ExposeSecret;
+    match scenario.delivery {
+        Some(Delivery::Email | Delivery::Sms) => visit.issued_code.as_deref() == Some(typed),
+        Some(Delivery::Totp) => {
+            let Some(secret) = &scenario.totp_secret else {
+                return false;
+            };
+            let secret = secrecy::SecretString::from(secret.clone());
+            let Ok(totp) = crate::codes::TotpSource::parse(&secret) else {
+                return false;
+            };
+            let now = chrono::Utc::now().timestamp().max(0) as u64;
+            // The window before, now and after, as portals allow for clock drift.
+            [now.saturating_sub(30), now, now + 30]
+                .iter()
+                .any(|t| totp.code_at(*t).0.expose_secret() == typed)
+        }
+        None => scenario.code.as_deref() == Some(typed),
+    }
 }
 
 fn go_to(portal: &Portal, visit: &mut Visit, case: String) -> Response {
@@ -377,14 +525,20 @@ fn go_to(portal: &Portal, visit: &mut Visit, case: String) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
 }
 
-/// Drives one scenario account through its portal in a fresh browser session.
+/// Drives one scenario account through its portal in a fresh browser session, with the code
+/// sources the scenario calls for: its TOTP secret; the merchant typing the code the portal sent
+/// (read from the sandbox, as from their phone), after a wrong one first if the scenario says so;
+/// a merchant who never answers (`code_timeout`); or nothing at all.
 pub async fn run_card(
     browser: &crate::browser::Browser,
     registry: &Registry,
+    sandbox: &Arc<Sandbox>,
     card: &ScenarioCard,
     base_url: &str,
 ) -> Result<crate::engine::pairing::PairingReport, crate::engine::pairing::PairingError> {
-    use crate::engine::pairing::{pair_in_new_session, OneCode, PairingOptions};
+    use crate::codes::{merchant_codes, AccountCodes, OneCode, TotpSource};
+    use crate::engine::pairing::{pair_in_new_session, PairingOptions};
+    use crate::outcome::TwoFactor;
     let spec = registry
         .get(&card.provider)
         .expect("scenario of a supported provider");
@@ -392,10 +546,46 @@ pub async fn run_card(
         username: card.username.clone(),
         password: secrecy::SecretString::from(card.password.clone()),
     };
-    let options = PairingOptions {
+    let mut options = PairingOptions {
         base_url: Some(base_url.to_string()),
         ..PairingOptions::default()
     };
-    let mut codes = OneCode(card.code.clone().map(secrecy::SecretString::from));
+    let silent_merchant = card.expected == Outcome::TwoFactor(TwoFactor::CodeTimeout);
+    if silent_merchant {
+        options.code_wait = std::time::Duration::from_secs(2);
+    }
+    let Some(delivery) = card.delivery else {
+        let mut codes = OneCode(card.code.clone().map(secrecy::SecretString::from));
+        return pair_in_new_session(browser, &spec, &credentials, &mut codes, &options).await;
+    };
+    let mut codes = AccountCodes::default();
+    if let (Delivery::Totp, Some(secret)) = (delivery, &card.totp_secret) {
+        codes.totp = TotpSource::parse(&secrecy::SecretString::from(secret.clone())).ok();
+    }
+    if card.supply_code || silent_merchant {
+        let (merchant, mut submitter) = merchant_codes();
+        codes.merchant = Some(merchant);
+        let (sandbox, provider, username) = (
+            sandbox.clone(),
+            card.provider.clone(),
+            card.username.clone(),
+        );
+        let mut first_wrong = card.wrong_code_first.clone();
+        tokio::spawn(async move {
+            while submitter.wait_for_request().await.is_some() {
+                if silent_merchant {
+                    return;
+                }
+                let code = first_wrong
+                    .take()
+                    .or_else(|| sandbox.issued_code(&provider, &username));
+                let Some(code) = code else { return };
+                if submitter.submit(secrecy::SecretString::from(code)).is_err() {
+                    return;
+                }
+                submitter.wait_until_taken().await;
+            }
+        });
+    }
     pair_in_new_session(browser, &spec, &credentials, &mut codes, &options).await
 }

@@ -18,6 +18,8 @@ pub struct SandboxScript {
     pub wrong_password: String,
     #[serde(default)]
     pub wrong_code: Option<String>,
+    #[serde(default)]
+    pub email: Option<EmailTemplate>,
     pub scenarios: Vec<Scenario>,
 }
 
@@ -47,6 +49,31 @@ pub struct Scenario {
     pub steps: Vec<String>,
     #[serde(with = "outcome::compact")]
     pub expected: Outcome,
+    /// How the portal sends its code: a fresh one per login attempt by email (appended to a real
+    /// IMAP mailbox when the sandbox has one) or SMS (shown to the test), or a TOTP secret. Without
+    /// it, `code` is the one fixed code.
+    #[serde(default)]
+    pub delivery: Option<Delivery>,
+    /// Base32 secret for `delivery = "totp"`.
+    #[serde(default)]
+    pub totp_secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    Email,
+    Sms,
+    Totp,
+}
+
+/// The code email a provider sends (`[email]` in sandbox.toml); `{code}` is replaced.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailTemplate {
+    pub from: String,
+    pub subject: String,
+    pub html: String,
 }
 
 /// One line of `sandbox --scenarios --json`: everything a client needs to drive the scenario.
@@ -59,6 +86,15 @@ pub struct ScenarioCard {
     pub password: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// Fresh codes: where the client finds them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub totp_secret: Option<String>,
+    /// With a delivery: a wrong code typed first (then the right one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wrong_code_first: Option<String>,
+    pub supply_code: bool,
     pub expected: Outcome,
 }
 
@@ -73,11 +109,14 @@ impl Scenario {
                 .typed_password
                 .clone()
                 .unwrap_or_else(|| self.password.clone()),
-            code: if self.supply_code {
-                self.typed_code.clone().or_else(|| self.code.clone())
-            } else {
-                None
+            code: match (self.supply_code, self.delivery) {
+                (true, None) => self.typed_code.clone().or_else(|| self.code.clone()),
+                _ => None,
             },
+            delivery: self.delivery,
+            totp_secret: self.totp_secret.clone(),
+            wrong_code_first: self.delivery.and(self.typed_code.clone()),
+            supply_code: self.supply_code,
             expected: self.expected,
         }
     }
@@ -114,6 +153,22 @@ impl SandboxScript {
                 return Err(format!(
                     "{}: {field}: no recorded page `{case}` in {provider}/",
                     files.display(&path)
+                ));
+            }
+        }
+        for scenario in &script.scenarios {
+            if scenario.delivery == Some(Delivery::Totp) && scenario.totp_secret.is_none() {
+                return Err(format!(
+                    "{}: scenario `{}` delivers by TOTP but has no totp_secret",
+                    files.display(&path),
+                    scenario.name
+                ));
+            }
+            if scenario.delivery == Some(Delivery::Email) && script.email.is_none() {
+                return Err(format!(
+                    "{}: scenario `{}` delivers by email but there is no [email] template",
+                    files.display(&path),
+                    scenario.name
                 ));
             }
         }

@@ -1,0 +1,310 @@
+//! Codes a portal emails to a mailbox the merchant configured for it, read over IMAP with TLS.
+//!
+//! The watch starts *before* the login (it remembers the mailbox's next UID), so only mail that
+//! arrives after the code was requested counts; messages are read with `BODY.PEEK[]` and never
+//! marked read; a code once used is never typed again.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use regex::Regex;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use zeroize::Zeroizing;
+
+/// Where the merchant's codes arrive. The password never prints.
+#[derive(Clone)]
+pub struct MailboxConfig {
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub password: SecretString,
+    /// PEM file of the CAs to trust (a self-signed server); default: the system's bundle.
+    pub ca_file: Option<PathBuf>,
+    pub folder: String,
+}
+
+impl std::fmt::Debug for MailboxConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailboxConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &"[REDACTED]")
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+/// How a provider's code emails look: who sends them and where the code is.
+#[derive(Debug, Clone)]
+pub struct EmailCodeRule {
+    /// Matched against the From header (name and address).
+    pub sender: Regex,
+    /// The code: capture group 1, or the whole match.
+    pub pattern: Regex,
+}
+
+/// Infrastructure failures of the mailbox: never `invalid_credentials` of the portal.
+#[derive(Debug, thiserror::Error)]
+pub enum MailboxError {
+    #[error("cannot reach the IMAP server {host}:{port}: {reason}")]
+    Unreachable {
+        host: String,
+        port: u16,
+        reason: String,
+    },
+    #[error("TLS with the IMAP server {host} failed: {reason}")]
+    Tls { host: String, reason: String },
+    #[error("cannot read the CA file {path}: {reason}")]
+    CaFile { path: String, reason: String },
+    #[error(
+        "the IMAP server refused the mailbox login for {username} (check the mailbox password)"
+    )]
+    Login { username: String },
+    #[error("IMAP error: {0}")]
+    Protocol(String),
+}
+
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// How often the mailbox is asked for new mail while a code is awaited.
+const POLL: Duration = Duration::from_millis(300);
+
+type ImapSession = async_imap::Session<TlsStream<TcpStream>>;
+
+pub struct MailboxWatch {
+    session: ImapSession,
+    folder: String,
+    next_uid: u32,
+    /// Codes already handed out: a code is typed once at most.
+    used: Vec<Zeroizing<String>>,
+}
+
+fn tls_config(config: &MailboxConfig) -> Result<tokio_rustls::rustls::ClientConfig, MailboxError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let path = config
+        .ca_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(SYSTEM_CA_BUNDLE));
+    let ca_error = |reason: String| MailboxError::CaFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&path).map_err(|e| ca_error(e.to_string()))? {
+        roots
+            .add(cert.map_err(|e| ca_error(e.to_string()))?)
+            .map_err(|e| ca_error(e.to_string()))?;
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    Ok(
+        tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| MailboxError::Tls {
+                host: config.host.clone(),
+                reason: e.to_string(),
+            })?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// Connects over TLS and logs in; shared by the watch and the sandbox's mail delivery.
+pub async fn connect(
+    config: &MailboxConfig,
+    timeout: Duration,
+) -> Result<ImapSession, MailboxError> {
+    let unreachable = |reason: String| MailboxError::Unreachable {
+        host: config.host.clone(),
+        port: config.port,
+        reason,
+    };
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(tls_config(config)?));
+    let tcp = tokio::time::timeout(
+        timeout,
+        TcpStream::connect((config.host.as_str(), config.port)),
+    )
+    .await
+    .map_err(|_| unreachable("connection timed out".into()))?
+    .map_err(|e| unreachable(e.to_string()))?;
+    let name = rustls_pki_types::ServerName::try_from(config.host.clone()).map_err(|e| {
+        MailboxError::Tls {
+            host: config.host.clone(),
+            reason: e.to_string(),
+        }
+    })?;
+    let stream = tokio::time::timeout(timeout, tls.connect(name, tcp))
+        .await
+        .map_err(|_| MailboxError::Tls {
+            host: config.host.clone(),
+            reason: "handshake timed out".into(),
+        })?
+        .map_err(|e| MailboxError::Tls {
+            host: config.host.clone(),
+            reason: e.to_string(),
+        })?;
+    let mut client = async_imap::Client::new(stream);
+    client
+        .read_response()
+        .await
+        .map_err(|e| MailboxError::Protocol(e.to_string()))?
+        .ok_or_else(|| {
+            MailboxError::Protocol("the server closed the connection before its greeting".into())
+        })?;
+    let login = client.login(&config.username, config.password.expose_secret());
+    match tokio::time::timeout(timeout, login).await {
+        Ok(Ok(session)) => Ok(session),
+        Ok(Err(_)) => Err(MailboxError::Login {
+            username: config.username.clone(),
+        }),
+        Err(_) => Err(MailboxError::Protocol("the login did not answer".into())),
+    }
+}
+
+fn protocol(e: async_imap::error::Error) -> MailboxError {
+    MailboxError::Protocol(e.to_string())
+}
+
+/// The code in one raw message, if it is from the provider and carries one.
+pub fn extract_code(raw: &[u8], rule: &EmailCodeRule) -> Option<Zeroizing<String>> {
+    let message = mail_parser::MessageParser::default().parse(raw)?;
+    let from = message
+        .from()
+        .map(|addrs| {
+            addrs
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{} <{}>",
+                        a.name().unwrap_or_default(),
+                        a.address().unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    if !rule.sender.is_match(&from) {
+        return None;
+    }
+    let mut texts: Vec<String> = vec![message.subject().unwrap_or_default().to_string()];
+    texts.extend(message.body_text(0).map(|t| t.into_owned()));
+    texts.iter().find_map(|text| {
+        let caps = rule.pattern.captures(text)?;
+        let code = caps.get(1).or_else(|| caps.get(0))?;
+        Some(Zeroizing::new(code.as_str().to_string()))
+    })
+}
+
+impl MailboxWatch {
+    /// Logs in and remembers where new mail will start. Call before the code is requested.
+    pub async fn start(config: &MailboxConfig) -> Result<MailboxWatch, MailboxError> {
+        let mut session = connect(config, Duration::from_secs(10)).await?;
+        let mailbox = session.select(&config.folder).await.map_err(protocol)?;
+        let next_uid = mailbox.uid_next.unwrap_or(1);
+        Ok(MailboxWatch {
+            session,
+            folder: config.folder.clone(),
+            next_uid,
+            used: Vec::new(),
+        })
+    }
+
+    /// Waits until a new message from the provider carries an unused code, or `wait` passes.
+    pub async fn wait_for_code(
+        &mut self,
+        rule: &EmailCodeRule,
+        wait: Duration,
+    ) -> Result<Option<SecretString>, MailboxError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // `UID n:*` always returns the newest message even when n is past it: filter.
+            let uids = self
+                .session
+                .uid_search(format!("UID {}:*", self.next_uid))
+                .await
+                .map_err(protocol)?;
+            let mut fresh: Vec<u32> = uids
+                .into_iter()
+                .filter(|uid| *uid >= self.next_uid)
+                .collect();
+            fresh.sort_unstable();
+            for uid in fresh {
+                let messages: Vec<_> = self
+                    .session
+                    .uid_fetch(uid.to_string(), "BODY.PEEK[]")
+                    .await
+                    .map_err(protocol)?
+                    .try_collect()
+                    .await
+                    .map_err(protocol)?;
+                self.next_uid = uid + 1;
+                for message in messages {
+                    let Some(code) = message.body().and_then(|raw| extract_code(raw, rule)) else {
+                        continue;
+                    };
+                    if !self.used.contains(&code) {
+                        self.used.push(code.clone());
+                        return Ok(Some(SecretString::from(code.to_string())));
+                    }
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(
+                POLL.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+            )
+            .await;
+            // SELECT again so the server reports mail that arrived meanwhile.
+            self.session.select(&self.folder).await.map_err(protocol)?;
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.session.logout()).await;
+    }
+}
+
+/// Puts a message straight into a mailbox (IMAP APPEND): how the sandbox "sends" code emails.
+pub async fn deliver(config: &MailboxConfig, message: &[u8]) -> Result<(), MailboxError> {
+    let mut session = connect(config, Duration::from_secs(10)).await?;
+    session
+        .append(&config.folder, None, None, message)
+        .await
+        .map_err(protocol)?;
+    let _ = session.logout().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule() -> EmailCodeRule {
+        EmailCodeRule {
+            sender: Regex::new(r"(?i)@uber\.com").unwrap(),
+            pattern: Regex::new(r"\b(\d{4})\b").unwrap(),
+        }
+    }
+
+    #[test]
+    fn code_from_the_providers_mail_only() {
+        let mail = b"From: Uber <noreply@uber.com>\r\nTo: o@sandbox.test\r\nSubject: Your Uber verification code\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body><p>Your code is <b>4821</b>. It expires in 10 minutes.</p></body></html>\r\n";
+        assert_eq!(extract_code(mail, &rule()).unwrap().as_str(), "4821");
+        let other =
+            b"From: Phisher <x@evil.test>\r\nSubject: code 1234\r\n\r\nYour code is 1234\r\n";
+        assert!(extract_code(other, &rule()).is_none());
+    }
+
+    #[test]
+    fn mail_without_a_code_gives_none() {
+        let mail = b"From: Uber <noreply@uber.com>\r\nSubject: Welcome to Uber Eats Manager\r\n\r\nThanks for joining.\r\n";
+        assert!(extract_code(mail, &rule()).is_none());
+        assert!(extract_code(b"\x00\xff garbage", &rule()).is_none());
+    }
+}

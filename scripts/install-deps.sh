@@ -7,6 +7,7 @@ need=()
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium chromium-driver)
 [ -x /usr/bin/chromium ] || [ -x /usr/bin/chromium-browser ] || need+=(chromium)
 command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "install-deps: no Rust toolchain (cargo) found; install one with rustup (https://rustup.rs), then rerun" >&2

@@ -574,7 +574,9 @@ pub async fn run_card(
         tokio::spawn(async move {
             while submitter.wait_for_request().await.is_some() {
                 if silent_merchant {
-                    return;
+                    // Present but never answering: keep the line open until the request expires.
+                    submitter.wait_until_taken().await;
+                    continue;
                 }
                 let code = first_wrong
                     .take()

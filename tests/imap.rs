@@ -1,0 +1,248 @@
+//! Codes from a real mailbox: a throwaway Dovecot (Debian `dovecot-imapd`) on loopback with TLS.
+//! Without Dovecot the trials are ignored, except under `CI=true`, where they fail.
+
+#[path = "support/dovecot.rs"]
+mod dovecot;
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use pairing_worker::browser::{Browser, BrowserConfig};
+use pairing_worker::codes::mailbox::{self, MailboxError};
+use pairing_worker::codes::{AccountCodes, EmailCodeRule, MailboxWatch};
+use pairing_worker::engine::pairing::{pair_in_new_session, PairingOptions};
+use pairing_worker::outcome::Outcome;
+use pairing_worker::provider::Registry;
+use pairing_worker::sandbox::{MailDelivery, Sandbox};
+use pairing_worker::secret::{Credentials, ExposeSecret, SecretString};
+use regex::Regex;
+
+static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+});
+
+const WATCHED: &str = "watch@sandbox.test";
+
+fn rule() -> EmailCodeRule {
+    EmailCodeRule {
+        sender: Regex::new(r"(?i)@uber\.com").unwrap(),
+        pattern: Regex::new(r"code is (\d{4})").unwrap(),
+    }
+}
+
+fn mail(code: Option<&str>) -> Vec<u8> {
+    let body = code.map_or("Welcome to Uber Eats Manager.".to_string(), |c| {
+        format!("Your code is {c}. It expires in 10 minutes.")
+    });
+    format!("From: Uber <noreply@uber.com>\r\nTo: {WATCHED}\r\nSubject: Your Uber Verification code\r\n\r\n{body}\r\n").into_bytes()
+}
+
+fn fail(e: impl std::fmt::Display) -> Failed {
+    Failed::from(e.to_string())
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    if !dovecot::present() {
+        let trial = if in_ci {
+            Trial::test("imap::dovecot_present", || {
+                Err("CI=true and Dovecot is missing: scripts/install-deps.sh installs dovecot-imapd".into())
+            })
+        } else {
+            eprintln!(
+                "dovecot not installed: IMAP trials are ignored (scripts/test.sh installs it)"
+            );
+            Trial::test("imap::dovecot_present", || Ok(())).with_ignored_flag(true)
+        };
+        libtest_mimic::run(&args, vec![trial]).exit();
+    }
+    let registry = Registry::from_source_tree().expect("specs load");
+    let sandbox = Sandbox::from_registry(&registry).expect("sandbox builds");
+    let email_cards: Vec<_> = sandbox
+        .scenarios()
+        .into_iter()
+        .filter(|c| {
+            c.delivery == Some(pairing_worker::sandbox::script::Delivery::Email) && c.supply_code
+        })
+        .collect();
+    let mut users: Vec<&str> = email_cards.iter().map(|c| c.username.as_str()).collect();
+    users.push(WATCHED);
+    let server = Arc::new(dovecot::Dovecot::start(&users).expect("dovecot starts"));
+
+    let mut trials = Vec::new();
+    let s = server.clone();
+    trials.push(Trial::test(
+        "imap::new_code_is_read_unmarked_and_used_once",
+        move || {
+            RUNTIME.block_on(async {
+                let config = s.mailbox(WATCHED);
+                mailbox::deliver(&config, &mail(Some("1111")))
+                    .await
+                    .map_err(fail)?; // before the request: ignored
+                let mut watch = MailboxWatch::start(&config).await.map_err(fail)?;
+                mailbox::deliver(&config, &mail(None)).await.map_err(fail)?; // no code in it
+                mailbox::deliver(&config, &mail(Some("4821")))
+                    .await
+                    .map_err(fail)?;
+                let code = watch
+                    .wait_for_code(&rule(), Duration::from_secs(10))
+                    .await
+                    .map_err(fail)?
+                    .ok_or("no code")?;
+                if code.expose_secret() != "4821" {
+                    return Err("read the wrong code".into());
+                }
+                mailbox::deliver(&config, &mail(Some("4821")))
+                    .await
+                    .map_err(fail)?; // the same code again
+                let again = watch
+                    .wait_for_code(&rule(), Duration::from_millis(1500))
+                    .await
+                    .map_err(fail)?;
+                if again.is_some() {
+                    return Err("a used code was handed out twice".into());
+                }
+                watch.close().await;
+                // Nothing was marked read.
+                let mut session = mailbox::connect(&config, Duration::from_secs(5))
+                    .await
+                    .map_err(fail)?;
+                session.select("INBOX").await.map_err(fail)?;
+                let unseen = session.uid_search("UNSEEN").await.map_err(fail)?;
+                if unseen.len() != 4 {
+                    return Err(format!("expected 4 unseen messages, {} are", unseen.len()).into());
+                }
+                Ok(())
+            })
+        },
+    ));
+    let s = server.clone();
+    trials.push(Trial::test(
+        "imap::wrong_mailbox_password_is_not_invalid_credentials",
+        move || {
+            RUNTIME.block_on(async {
+                let mut config = s.mailbox(WATCHED);
+                config.password = SecretString::from("Canary-Mailbox-Pass".to_string());
+                match MailboxWatch::start(&config).await {
+                    Err(e @ MailboxError::Login { .. }) if !e.to_string().contains("Canary") => {
+                        Ok(())
+                    }
+                    Err(other) => Err(format!("wrong error: {other}").into()),
+                    Ok(_) => Err("logged in with a wrong password".into()),
+                }
+            })
+        },
+    ));
+    let s = server.clone();
+    trials.push(Trial::test(
+        "imap::unreachable_host_tls_failure_and_missing_ca_are_clear",
+        move || {
+            RUNTIME.block_on(async {
+                let mut closed = s.mailbox(WATCHED);
+                closed.port = 9;
+                if !matches!(
+                    MailboxWatch::start(&closed).await,
+                    Err(MailboxError::Unreachable { .. })
+                ) {
+                    return Err("closed port: not Unreachable".into());
+                }
+                let mut untrusted = s.mailbox(WATCHED);
+                untrusted.ca_file = None; // the system bundle does not know the test CA
+                if !matches!(
+                    MailboxWatch::start(&untrusted).await,
+                    Err(MailboxError::Tls { .. })
+                ) {
+                    return Err("untrusted certificate: not a TLS error".into());
+                }
+                let mut missing = s.mailbox(WATCHED);
+                missing.ca_file = Some("/nonexistent/ca.pem".into());
+                match MailboxWatch::start(&missing).await {
+                    Err(e @ MailboxError::CaFile { .. })
+                        if e.to_string().contains("/nonexistent/ca.pem") =>
+                    {
+                        Ok(())
+                    }
+                    other => Err(format!(
+                        "missing CA file: {:?}",
+                        other.err().map(|e| e.to_string())
+                    )
+                    .into()),
+                }
+            })
+        },
+    ));
+
+    // The whole flow in the browser: the sandbox portal mails a fresh code into Dovecot, the
+    // worker's mailbox watch reads it and types it into the same page.
+    for card in email_cards {
+        let (s, registry) = (server.clone(), registry.clone());
+        trials.push(Trial::test(
+            format!("imap::browser::{}::{}", card.provider, card.scenario),
+            move || {
+                let spec = registry.get(&card.provider).map_err(fail)?;
+                let rule = spec
+                    .email_code
+                    .clone()
+                    .ok_or("the provider's spec has no [email_code]")?;
+                let sandbox = Arc::new(Sandbox::from_registry(&registry).map_err(fail)?.with_mail(
+                    MailDelivery {
+                        host: "127.0.0.1".into(),
+                        port: s.port,
+                        ca_file: Some(s.ca_file()),
+                        password: s.password.clone(),
+                    },
+                ));
+                let report = RUNTIME.block_on(async {
+                    let (addr, _server) =
+                        sandbox.clone().serve("127.0.0.1:0").await.map_err(fail)?;
+                    let browser = Browser::launch(BrowserConfig::default())
+                        .await
+                        .map_err(fail)?;
+                    let watch = MailboxWatch::start(&s.mailbox(&card.username))
+                        .await
+                        .map_err(fail)?;
+                    let mut codes = AccountCodes {
+                        mailbox: Some((watch, rule)),
+                        ..AccountCodes::default()
+                    };
+                    let credentials = Credentials {
+                        username: card.username.clone(),
+                        password: SecretString::from(card.password.clone()),
+                    };
+                    let options = PairingOptions {
+                        base_url: Some(format!("http://{addr}/{}", card.provider)),
+                        code_wait: Duration::from_secs(30),
+                        ..PairingOptions::default()
+                    };
+                    let report =
+                        pair_in_new_session(&browser, &spec, &credentials, &mut codes, &options)
+                            .await
+                            .map_err(fail)?;
+                    codes.close().await;
+                    Ok::<_, Failed>(report)
+                })?;
+                let json = serde_json::to_string(&report).map_err(fail)?;
+                if report.outcome != Outcome::Paired {
+                    return Err(format!("expected paired, got {json}").into());
+                }
+                let code = sandbox
+                    .issued_code(&card.provider, &card.username)
+                    .ok_or("no code was sent")?;
+                for secret in [&card.password, &code, &s.password] {
+                    if json.contains(secret.as_str()) {
+                        return Err(format!("the report leaks a secret: {json}").into());
+                    }
+                }
+                Ok(())
+            },
+        ));
+    }
+    let conclusion = libtest_mimic::run(&args, trials);
+    drop(server);
+    conclusion.exit();
+}

@@ -74,8 +74,29 @@ fn check(condition: bool, message: impl FnOnce() -> String) -> Result<(), Failed
     }
 }
 
+/// Everything the worker logs during the run, at TRACE, for the secrets check at the end.
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn main() {
     let args = Arguments::from_args();
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter("pairing_worker=trace,fantoccini=trace")
+        .without_time()
+        .with_writer(move || writer.clone())
+        .init();
     let present = chromedriver_present();
     let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
     let registry = Registry::from_source_tree().expect("specs load");
@@ -164,8 +185,9 @@ fn main() {
                     .map_err(|e| e.to_string())?;
                 let addr = listener.local_addr().map_err(|e| e.to_string())?;
                 tokio::spawn(async move { axum::serve(listener, app).await });
+                // Its own chromedriver: the hung renderer dies with that driver's process group.
                 let browser = Browser::launch(BrowserConfig {
-                    webdriver: Some(env.browser.endpoint().to_string()),
+                    webdriver: None,
                     command_timeout: Duration::from_secs(3),
                     chromium: None,
                 })
@@ -275,7 +297,32 @@ fn main() {
                 .collect();
         }
     }
-    libtest_mimic::run(&args, trials).exit();
+    let all_cards = Sandbox::from_registry(&registry)
+        .expect("sandbox builds")
+        .scenarios();
+    let conclusion = libtest_mimic::run(&args, trials);
+    // The shared browser lives in a static, which is never dropped: stop its chromedriver here.
+    if let Some(Ok(env)) = ENV.get() {
+        env.browser.shutdown();
+    }
+    // Canary check over every log line of the run: passwords and TOTP secrets never appear.
+    // (Random 4–6 digit codes are left out: digits in log lines would make that check flaky.)
+    let captured = String::from_utf8_lossy(&logs.0.lock().expect("log buffer")).to_string();
+    for card in &all_cards {
+        for secret in [Some(&card.password), card.totp_secret.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            if captured.contains(secret.as_str()) {
+                eprintln!(
+                    "secrets: the logs contain a secret of {}::{}",
+                    card.provider, card.scenario
+                );
+                std::process::exit(101);
+            }
+        }
+    }
+    conclusion.exit();
 }
 
 /// A tiny HTTP/1.1 GET over loopback (no HTTP client crate needed for tests). Reads exactly

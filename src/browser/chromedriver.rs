@@ -94,15 +94,20 @@ impl Chromedriver {
     pub fn url(&self) -> &str {
         &self.url
     }
-}
 
-impl Drop for Chromedriver {
-    fn drop(&mut self) {
+    /// Kills chromedriver and every browser it started (its whole process group).
+    pub fn kill(&self) {
         if let Some(pid) = self.child.id() {
-            // The whole group: chromedriver and every browser it started.
+            // SAFETY: kill(2) on our own child's process group; no memory is involved.
             unsafe {
                 libc::kill(-(pid as i32), libc::SIGKILL);
             }
         }
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

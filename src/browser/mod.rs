@@ -109,6 +109,14 @@ impl Browser {
         &self.endpoint
     }
 
+    /// Stops a chromedriver we started, with its browsers, now (for owners that are never dropped,
+    /// like a static); a remote endpoint is left alone.
+    pub fn shutdown(&self) {
+        if let Some(driver) = &self.local {
+            driver.kill();
+        }
+    }
+
     async fn check_reachable(&self) -> Result<(), BrowserError> {
         let url = url::Url::parse(&self.endpoint).map_err(|e| BrowserError::Unreachable {
             url: self.endpoint.clone(),

@@ -38,6 +38,22 @@ fn error_line(output: &Output) -> String {
         .to_string()
 }
 
+/// Runs `classify --provider PROVIDER` on a temporary file holding `contents`.
+fn classify_contents(provider: &str, contents: &[u8]) -> Output {
+    let page = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(page.path(), contents).unwrap();
+    run(
+        &[
+            "classify",
+            "--provider",
+            provider,
+            page.path().to_str().unwrap(),
+        ],
+        "",
+        &[],
+    )
+}
+
 fn providers_dir() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("providers")
@@ -47,18 +63,7 @@ fn providers_dir() -> String {
 
 #[test]
 fn unknown_provider_names_the_known_ones() {
-    let page = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(page.path(), "<html><body></body></html>").unwrap();
-    let out = run(
-        &[
-            "classify",
-            "--provider",
-            "uber",
-            page.path().to_str().unwrap(),
-        ],
-        "",
-        &[],
-    );
+    let out = classify_contents("uber", b"<html><body></body></html>");
     assert_eq!(out.status.code(), Some(2));
     let line = error_line(&out);
     assert!(
@@ -69,18 +74,7 @@ fn unknown_provider_names_the_known_ones() {
 
 #[test]
 fn provider_without_spec_says_so() {
-    let page = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(page.path(), "<html><body></body></html>").unwrap();
-    let out = run(
-        &[
-            "classify",
-            "--provider",
-            "jahez",
-            page.path().to_str().unwrap(),
-        ],
-        "",
-        &[],
-    );
+    let out = classify_contents("jahez", "<html><body></body></html>".as_bytes());
     assert_eq!(out.status.code(), Some(2));
     assert!(
         error_line(&out).contains("has no spec yet"),
@@ -108,33 +102,11 @@ fn unreadable_and_non_html_files_are_refused() {
         stderr(&out)
     );
 
-    let binary = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(binary.path(), [0u8, 159, 146, 150, 255, 0]).unwrap();
-    let out = run(
-        &[
-            "classify",
-            "--provider",
-            "deliveroo",
-            binary.path().to_str().unwrap(),
-        ],
-        "",
-        &[],
-    );
+    let out = classify_contents("deliveroo", &[0u8, 159, 146, 150, 255, 0]);
     assert_eq!(out.status.code(), Some(2));
     assert!(error_line(&out).contains("is not text"), "{}", stderr(&out));
 
-    let text = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(text.path(), "just some notes").unwrap();
-    let out = run(
-        &[
-            "classify",
-            "--provider",
-            "deliveroo",
-            text.path().to_str().unwrap(),
-        ],
-        "",
-        &[],
-    );
+    let out = classify_contents("deliveroo", "just some notes".as_bytes());
     assert!(
         error_line(&out).contains("does not look like HTML"),
         "{}",
@@ -144,17 +116,9 @@ fn unreadable_and_non_html_files_are_refused() {
 
 #[test]
 fn garbage_html_is_an_unrecognized_page_not_a_crash() {
-    let page = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(page.path(), "<html><body><<<>>>&&&<div<p></html>\u{fffd}").unwrap();
-    let out = run(
-        &[
-            "classify",
-            "--provider",
-            "deliveroo",
-            page.path().to_str().unwrap(),
-        ],
-        "",
-        &[],
+    let out = classify_contents(
+        "deliveroo",
+        "<html><body><<<>>>&&&<div<p></html>\u{fffd}".as_bytes(),
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");

@@ -80,7 +80,7 @@ pub struct Sandbox {
     visits: Mutex<HashMap<String, Visit>>,
     attempts: Mutex<BTreeMap<String, LoginAttempts>>,
     /// The last code sent to each `provider/username`, whatever the channel (the SMS "phone").
-    issued: Mutex<BTreeMap<String, String>>,
+    issued: Mutex<BTreeMap<String, (String, std::time::Instant)>>,
     mail: Option<MailDelivery>,
 }
 
@@ -139,15 +139,24 @@ impl Sandbox {
             .lock()
             .expect("issued lock")
             .get(&account_key(provider, username))
-            .cloned()
+            .map(|(code, _)| code.clone())
+    }
+
+    /// When the last code reached the merchant (for "code available → paired" timings).
+    pub fn issued_at(&self, provider: &str, username: &str) -> Option<std::time::Instant> {
+        self.issued
+            .lock()
+            .expect("issued lock")
+            .get(&account_key(provider, username))
+            .map(|(_, at)| *at)
     }
 
     /// Sends a code the way the scenario says: always recorded, appended to IMAP for email.
     async fn send(&self, out: Outgoing) {
-        self.issued
-            .lock()
-            .expect("issued lock")
-            .insert(account_key(&out.provider, &out.username), out.code.clone());
+        self.issued.lock().expect("issued lock").insert(
+            account_key(&out.provider, &out.username),
+            (out.code.clone(), std::time::Instant::now()),
+        );
         let (Delivery::Email, Some(mail)) = (out.delivery, &self.mail) else {
             return;
         };
@@ -167,8 +176,15 @@ impl Sandbox {
             ca_file: mail.ca_file.clone(),
             folder: "INBOX".into(),
         };
-        if let Err(error) = crate::codes::mailbox::deliver(&config, message.as_bytes()).await {
-            tracing::warn!(%error, "sandbox could not deliver a code email");
+        match crate::codes::mailbox::deliver(&config, message.as_bytes()).await {
+            // The code is available once it is in the mailbox.
+            Ok(()) => {
+                let key = account_key(&out.provider, &out.username);
+                if let Some(entry) = self.issued.lock().expect("issued lock").get_mut(&key) {
+                    entry.1 = std::time::Instant::now();
+                }
+            }
+            Err(error) => tracing::warn!(%error, "sandbox could not deliver a code email"),
         }
     }
 

@@ -293,18 +293,13 @@ impl Run<'_> {
                 let code = match codes.code(&request, previous).await? {
                     CodeAnswer::Code(code) => code,
                     CodeAnswer::NoSource => {
-                        let mut ending = self.finish(
-                            found,
-                            previous.unwrap_or(Outcome::TwoFactor(TwoFactor::CodeRequired)),
-                        );
-                        ending.code_request = Some(request);
-                        return Ok(ending);
+                        let outcome =
+                            previous.unwrap_or(Outcome::TwoFactor(TwoFactor::CodeRequired));
+                        return Ok(self.finish_asking(found, outcome, request));
                     }
                     CodeAnswer::TimedOut => {
-                        let mut ending =
-                            self.finish(found, Outcome::TwoFactor(TwoFactor::CodeTimeout));
-                        ending.code_request = Some(request);
-                        return Ok(ending);
+                        let outcome = Outcome::TwoFactor(TwoFactor::CodeTimeout);
+                        return Ok(self.finish_asking(found, outcome, request));
                     }
                 };
                 codes_typed += 1;
@@ -365,6 +360,18 @@ impl Run<'_> {
                 self.options.step_budget
             )),
         )
+    }
+
+    /// Ends on a code page, reporting the request the merchant must answer (with its expiry).
+    fn finish_asking(
+        &self,
+        found: Classification,
+        outcome: Outcome,
+        request: CodeRequest,
+    ) -> Ending {
+        let mut ending = self.finish(found, outcome);
+        ending.code_request = Some(request);
+        ending
     }
 
     fn finish(&self, found: Classification, outcome: Outcome) -> Ending {

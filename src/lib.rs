@@ -9,5 +9,7 @@ pub mod engine;
 pub mod fixtures;
 pub mod outcome;
 pub mod provider;
+pub mod queue;
 pub mod sandbox;
 pub mod secret;
+pub mod worker;

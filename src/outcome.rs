@@ -193,6 +193,9 @@ pub enum QueueAction {
 pub struct Decision {
     pub resolution: Resolution,
     pub queue: QueueAction,
+    /// The portal refused this login: it counts against the account's failed-login budget, as it
+    /// counts towards the platform's own lockout.
+    pub failed_login: bool,
 }
 
 impl Outcome {
@@ -223,7 +226,16 @@ impl Outcome {
             // Our adapter is out of date: nothing the merchant can do.
             Outcome::UnrecognizedPage => (ContactSupport, NeverRetry),
         };
-        Decision { resolution, queue }
+        let failed_login = matches!(
+            self,
+            Outcome::InvalidCredentials(_)
+                | Outcome::BlockedByThirdParty(Blocked::TooManyAttempts | Blocked::AccountLocked)
+        );
+        Decision {
+            resolution,
+            queue,
+            failed_login,
+        }
     }
 
     /// Whether re-entering credentials (and a code) can repair this outcome.
@@ -268,13 +280,16 @@ impl Outcome {
 
 /// The decision table as Markdown (the README embeds it; a test keeps them equal).
 pub fn decision_table_markdown() -> String {
-    let mut out = String::from("| outcome | merchant is offered | queue |\n|---|---|---|\n");
+    let mut out = String::from(
+        "| outcome | merchant is offered | queue | failed login |\n|---|---|---|---|\n",
+    );
     for outcome in Outcome::all() {
         let d = outcome.decision();
         out.push_str(&format!(
-            "| `{outcome}` | {} | {} |\n",
+            "| `{outcome}` | {} | {} | {} |\n",
             d.resolution.as_ref(),
-            d.queue.as_ref()
+            d.queue.as_ref(),
+            if d.failed_login { "yes" } else { "no" }
         ));
     }
     out

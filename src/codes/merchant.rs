@@ -83,24 +83,32 @@ impl CodeSubmitter {
     /// portal (a typo must not cost an attempt).
     pub fn submit(&self, code: SecretString) -> Result<(), SubmitError> {
         let request = self.awaiting().ok_or(SubmitError::NotAwaiting)?;
-        let text = code.expose_secret().trim();
-        let digits_ok = !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric());
-        let length_ok = request
-            .code_length
-            .is_none_or(|n| text.chars().count() == n);
-        if !digits_ok || !length_ok {
-            let expected = request
-                .code_length
-                .map_or("letters or".to_string(), |n| n.to_string());
-            return Err(SubmitError::WrongShape { expected });
-        }
-        self.codes
-            .try_send(SecretString::from(text.to_string()))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => SubmitError::NotAwaiting,
-                mpsc::error::TrySendError::Closed(_) => SubmitError::Ended,
-            })
+        let code = check_code_shape(&request, &code)?;
+        self.codes.try_send(code).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SubmitError::NotAwaiting,
+            mpsc::error::TrySendError::Closed(_) => SubmitError::Ended,
+        })
     }
+}
+
+/// The code as the portal wants it (trimmed), or why it cannot be: the right length when the page
+/// says one, letters and digits only.
+pub fn check_code_shape(
+    request: &CodeRequest,
+    code: &SecretString,
+) -> Result<SecretString, SubmitError> {
+    let text = code.expose_secret().trim();
+    let digits_ok = !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric());
+    let length_ok = request
+        .code_length
+        .is_none_or(|n| text.chars().count() == n);
+    if !digits_ok || !length_ok {
+        let expected = request
+            .code_length
+            .map_or("letters or".to_string(), |n| n.to_string());
+        return Err(SubmitError::WrongShape { expected });
+    }
+    Ok(SecretString::from(text.to_string()))
 }
 
 #[cfg(test)]

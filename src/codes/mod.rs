@@ -11,7 +11,7 @@ use secrecy::SecretString;
 
 use crate::outcome::{CodeChannel, CodeRequest, Outcome};
 pub use mailbox::{EmailCodeRule, MailboxConfig, MailboxError, MailboxWatch};
-pub use merchant::{merchant_codes, CodeSubmitter, MerchantCodes, SubmitError};
+pub use merchant::{check_code_shape, merchant_codes, CodeSubmitter, MerchantCodes, SubmitError};
 pub use totp::{TotpError, TotpSource};
 
 /// What a source answers when the portal asks for a code.

@@ -51,6 +51,8 @@ impl Portal {
 #[derive(Default)]
 struct Visit {
     current: String,
+    /// As typed: two-step logins post the password without it.
+    username: Option<String>,
     scenario: Option<usize>,
     step: usize,
     /// The fresh code this login attempt was sent.
@@ -81,7 +83,17 @@ pub struct Sandbox {
     attempts: Mutex<BTreeMap<String, LoginAttempts>>,
     /// The last code sent to each `provider/username`, whatever the channel (the SMS "phone").
     issued: Mutex<BTreeMap<String, (String, std::time::Instant)>>,
+    /// What happened to an account outside our product since its scenario was written.
+    changes: Mutex<HashMap<String, AccountChange>>,
     mail: Option<MailDelivery>,
+}
+
+/// A change made in the portal itself, for re-check tests: the merchant followed the external
+/// steps (the account now behaves like another scenario), or changed the password there.
+#[derive(Debug, Clone, Default)]
+pub struct AccountChange {
+    pub scenario: Option<String>,
+    pub password: Option<String>,
 }
 
 /// What the sandbox saw of one account's logins: what a platform's lockout counter would see.
@@ -123,6 +135,7 @@ impl Sandbox {
             visits: Mutex::default(),
             attempts: Mutex::default(),
             issued: Mutex::default(),
+            changes: Mutex::default(),
             mail: None,
         })
     }
@@ -207,6 +220,23 @@ impl Sandbox {
             .scenarios
             .iter()
             .find(|s| s.name == name)
+    }
+
+    /// From now on `provider/username` behaves as `change` says (see [`AccountChange`]).
+    pub fn change_account(&self, provider: &str, username: &str, change: AccountChange) {
+        self.changes
+            .lock()
+            .expect("changes lock")
+            .insert(account_key(provider, username), change);
+    }
+
+    fn change_of(&self, provider: &str, username: &str) -> AccountChange {
+        self.changes
+            .lock()
+            .expect("changes lock")
+            .get(&account_key(provider, username))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Login attempts seen for `provider/username` (for lockout tests).
@@ -431,7 +461,12 @@ fn post(
             .map(|(_, v)| v.as_str())
     };
     if let Some(username) = field(&script.username_field) {
-        let bound = portal.scenario_for(username);
+        let change = sandbox.change_of(provider, username);
+        let bound = match &change.scenario {
+            Some(name) => portal.script.scenarios.iter().position(|s| &s.name == name),
+            None => portal.scenario_for(username),
+        };
+        visit.username = Some(username.to_string());
         if bound != visit.scenario {
             visit.scenario = bound;
             visit.step = 0;
@@ -443,10 +478,15 @@ fn post(
         return (plain(StatusCode::BAD_REQUEST, message), None);
     };
     if let Some(password) = field(&script.password_field) {
-        let wrong = !scenario.unknown && password != scenario.password;
+        let username = visit.username.clone().unwrap_or(scenario.username.clone());
+        let expected = sandbox
+            .change_of(provider, &username)
+            .password
+            .unwrap_or_else(|| scenario.password.clone());
+        let wrong = !scenario.unknown && password != expected;
         let mut attempts = sandbox.attempts.lock().expect("attempts lock");
         let seen = attempts
-            .entry(account_key(provider, &scenario.username))
+            .entry(account_key(provider, &username))
             .or_default();
         seen.submitted += 1;
         seen.failed += u32::from(wrong);

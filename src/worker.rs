@@ -1,0 +1,303 @@
+//! The worker loop behind `serve`: N pairing slots over one WebDriver endpoint, each claiming a
+//! job, holding its lease with heartbeats, pairing in a fresh browser session, and recording the
+//! result. A job whose lease is lost (cancelled, or rescued after a stall) is dropped at once,
+//! closing its session.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use crate::browser::Browser;
+use crate::codes::{merchant_codes, AccountCodes, CodeSubmitter, MailboxWatch, TotpSource};
+use crate::engine::pairing::{pair_in_new_session, PairingError, PairingOptions};
+use crate::outcome::Outcome;
+use crate::provider::Registry;
+use crate::queue::{Claimed, HeartbeatError, Job, Lease, Queue, RunResult};
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Concurrent pairings (browser sessions). Two per core is where throughput peaks.
+    pub slots: usize,
+    /// Names this worker in job rows and logs.
+    pub worker_id: String,
+    /// How often an idle slot looks for work.
+    pub poll_interval: Duration,
+    /// How long running jobs may take to finish after a stop before they are released.
+    pub grace: Duration,
+    /// Logins per minute per provider from this worker (portals flag bursts).
+    pub logins_per_minute: NonZeroU32,
+    /// Portal base URL, deadlines and budgets for every pairing.
+    pub pairing: PairingOptions,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            slots: 2,
+            worker_id: format!(
+                "{}-{}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()),
+                std::process::id()
+            ),
+            poll_interval: Duration::from_millis(250),
+            grace: Duration::from_secs(30),
+            logins_per_minute: NonZeroU32::new(10).expect("non-zero"),
+            pairing: PairingOptions::default(),
+        }
+    }
+}
+
+pub struct Worker {
+    queue: Arc<Queue>,
+    registry: Arc<Registry>,
+    browser: Browser,
+    config: WorkerConfig,
+    logins: DefaultKeyedRateLimiter<String>,
+}
+
+impl Worker {
+    pub fn new(
+        queue: Arc<Queue>,
+        registry: Arc<Registry>,
+        browser: Browser,
+        config: WorkerConfig,
+    ) -> Arc<Worker> {
+        let logins = RateLimiter::keyed(Quota::per_minute(config.logins_per_minute));
+        Arc::new(Worker {
+            queue,
+            registry,
+            browser,
+            config,
+            logins,
+        })
+    }
+
+    /// Runs every slot until `stop` turns true; then running jobs get the grace period to finish
+    /// and are released (put back, attempt not counted) if they do not.
+    pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        let slots: Vec<_> = (0..self.config.slots.max(1))
+            .map(|slot| {
+                let worker = self.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move { worker.slot(slot, stop).await })
+            })
+            .collect();
+        for slot in slots {
+            let _ = slot.await;
+        }
+    }
+
+    async fn slot(&self, slot: usize, mut stop: watch::Receiver<bool>) {
+        let mut idle_rounds = 0u32;
+        loop {
+            let stopped = *stop.borrow();
+            if stopped {
+                break;
+            }
+            if idle_rounds % 240 == 0 {
+                self.logins.retain_recent(); // keyed state is never evicted on its own
+            }
+            match self.queue.claim(&self.config.worker_id).await {
+                Ok(Some(claimed)) => {
+                    idle_rounds = 0;
+                    let span = tracing::info_span!(
+                        "job",
+                        job = %claimed.job.id,
+                        account = %claimed.job.account_id,
+                        provider = %claimed.job.provider,
+                        kind = claimed.job.kind.as_ref(),
+                        slot,
+                    );
+                    self.run_claimed(claimed, stop.clone())
+                        .instrument(span)
+                        .await;
+                }
+                Ok(None) => {
+                    idle_rounds = idle_rounds.wrapping_add(1);
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.config.poll_interval) => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "claiming a job failed");
+                    tokio::time::sleep(self.config.poll_interval * 4).await;
+                }
+            }
+        }
+    }
+
+    async fn run_claimed(&self, claimed: Claimed, stop: watch::Receiver<bool>) {
+        let Claimed { job, lease } = claimed;
+        tracing::info!(attempt = job.attempts, "job claimed");
+        let (lost_tx, mut lost) = watch::channel(false);
+        let heartbeat = {
+            let queue = self.queue.clone();
+            let lease = lease.clone();
+            let every = queue.config().lease / 3;
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    match queue.heartbeat(&lease).await {
+                        Ok(()) => {}
+                        Err(HeartbeatError::Lost(_)) => {
+                            let _ = lost_tx.send(true);
+                            return;
+                        }
+                        Err(error) => tracing::warn!(%error, "heartbeat failed; retrying"),
+                    }
+                }
+            })
+        };
+        let grace = self.config.grace;
+        let mut stop_for_grace = stop.clone();
+        let stopped_too_long = async move {
+            let _ = stop_for_grace.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(grace).await;
+        };
+        let lost = async move {
+            let _ = lost.wait_for(|lost| *lost).await;
+        };
+        let result = tokio::select! {
+            result = self.attempt(&job, &lease) => Some(result),
+            _ = lost => {
+                tracing::warn!("lease lost (cancelled or rescued): dropping the job");
+                None
+            }
+            _ = stopped_too_long => {
+                tracing::warn!("stopping: job did not finish within the grace period, released");
+                if let Err(error) = self.queue.release(&lease).await {
+                    tracing::warn!(%error, "releasing the job failed; its lease will expire");
+                }
+                None
+            }
+        };
+        heartbeat.abort();
+        let Some(result) = result else { return };
+        match self.queue.finish(&lease, result).await {
+            Ok(job) => tracing::info!(
+                state = job.state.as_ref(),
+                outcome = job.outcome.map(|o| o.to_string()),
+                "job finished"
+            ),
+            Err(error) => tracing::warn!(%error, "result not recorded"),
+        }
+    }
+
+    /// One run of a job, start to result. Secrets live only inside this call.
+    async fn attempt(&self, job: &Job, lease: &Lease) -> RunResult {
+        let spec = match self.registry.get(&job.provider) {
+            Ok(spec) => spec,
+            Err(error) => return RunResult::Refused(error.to_string()),
+        };
+        let (account, secrets) = match (
+            self.queue.account(&job.organisation, &job.account_id).await,
+            self.queue.account_secrets(&job.account_id).await,
+        ) {
+            (Ok(Some(account)), Ok(Some(secrets))) => (account, secrets),
+            (Err(error), _) | (_, Err(error)) => {
+                return RunResult::Infrastructure(error.to_string())
+            }
+            _ => return RunResult::Refused("the account was deleted".into()),
+        };
+        let mut codes = AccountCodes::default();
+        if let Some(secret) = &secrets.totp {
+            match TotpSource::parse(secret) {
+                Ok(totp) => codes.totp = Some(totp),
+                Err(error) => return RunResult::Refused(format!("authenticator secret: {error}")),
+            }
+        }
+        let mut bridge = None;
+        if job.interactive {
+            let (merchant, submitter) = merchant_codes();
+            codes.merchant = Some(merchant);
+            bridge = Some(tokio::spawn(bridge_codes(
+                self.queue.clone(),
+                lease.clone(),
+                submitter,
+            )));
+        }
+        let waited = std::time::Instant::now();
+        self.logins.until_key_ready(&job.provider).await;
+        let rate_wait = waited.elapsed();
+        if rate_wait > Duration::from_millis(5) {
+            tracing::info!(
+                ms = rate_wait.as_millis() as u64,
+                "waited for the provider's login rate limit"
+            );
+        }
+        // The mailbox's next UID is taken before the login, so only mail sent for it counts.
+        if let (Some(mailbox), Some(rule)) = (&secrets.mailbox, &spec.email_code) {
+            match MailboxWatch::start(mailbox).await {
+                Ok(watch) => codes.mailbox = Some((watch, rule.clone())),
+                Err(error) => return RunResult::Infrastructure(error.to_string()),
+            }
+        }
+        let options = PairingOptions {
+            expected_stores: account.stores.iter().map(|s| s.id.clone()).collect(),
+            ..self.config.pairing.clone()
+        };
+        let result = pair_in_new_session(
+            &self.browser,
+            &spec,
+            &secrets.credentials,
+            &mut codes,
+            &options,
+        )
+        .await;
+        codes.close().await;
+        if let Some(bridge) = bridge {
+            bridge.abort();
+        }
+        drop(secrets);
+        match result {
+            Ok(report) => RunResult::Finished {
+                outcome: report.outcome,
+                report: serde_json::to_value(&report).expect("reports serialise"),
+            },
+            Err(error @ PairingError::AmbiguousPage { .. }) => RunResult::Finished {
+                outcome: Outcome::UnrecognizedPage,
+                report: serde_json::json!({
+                    "provider": job.provider,
+                    "category": "unrecognized_page",
+                    "error": error.to_string(),
+                }),
+            },
+            Err(error) => RunResult::Infrastructure(error.to_string()),
+        }
+    }
+}
+
+/// Carries codes between the queue and the pairing: publishes each request (the job shows
+/// `awaiting_code`), then hands over the code the merchant submits through the queue.
+async fn bridge_codes(queue: Arc<Queue>, lease: Lease, mut submitter: CodeSubmitter) {
+    while let Some(request) = submitter.wait_for_request().await {
+        if queue.await_code(&lease, &request).await.is_err() {
+            return;
+        }
+        while submitter.awaiting().is_some() {
+            match queue.take_code(&lease).await {
+                Ok(Some(code)) => {
+                    if let Err(error) = submitter.submit(code) {
+                        tracing::warn!(%error, "a submitted code was not handed over");
+                    }
+                    if queue.code_taken(&lease).await.is_err() {
+                        return;
+                    }
+                    break;
+                }
+                Ok(None) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(HeartbeatError::Lost(_)) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "reading submitted codes failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        submitter.wait_until_taken().await;
+    }
+}

@@ -243,7 +243,10 @@ pub struct PairArgs {
     deadline_secs: u64,
 }
 
-fn read_secret_line(stdin: &mut impl BufRead, what: &str) -> anyhow::Result<secrecy::SecretString> {
+pub fn read_secret_line(
+    stdin: &mut impl BufRead,
+    what: &str,
+) -> anyhow::Result<secrecy::SecretString> {
     let mut line = zeroize::Zeroizing::new(String::new());
     stdin
         .read_line(&mut line)

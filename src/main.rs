@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use pairing_worker::provider::{Files, Registry};
 
 mod cli;
+mod ops;
 
 /// Logs restaurants back into their delivery-platform merchant portals with a real browser.
 #[derive(Parser)]
@@ -60,6 +61,17 @@ enum Command {
     /// Recorded pages: check them, or turn an unrecognised page into a new one.
     #[command(subcommand)]
     Fixture(cli::FixtureCommand),
+    /// Run the worker: claim pairing jobs from the queue until SIGTERM.
+    Serve(ops::ServeArgs),
+    /// Encryption keys for stored secrets: generate one, or rotate everything to the current one.
+    #[command(subcommand)]
+    Keys(ops::KeysCommand),
+    /// Accounts in the queue's database.
+    #[command(subcommand)]
+    Accounts(ops::AccountsCommand),
+    /// Pairing jobs: submit, show, hand over a code.
+    #[command(subcommand)]
+    Jobs(ops::JobsCommand),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +94,10 @@ fn main() -> ExitCode {
             Command::Sandbox(args) => cli::sandbox(registry, args).await,
             Command::Demo(args) => cli::demo(registry, args).await,
             Command::Fixture(command) => cli::fixture(&registry, command),
+            Command::Serve(args) => ops::serve(registry, args).await,
+            Command::Keys(command) => ops::keys(command).await,
+            Command::Accounts(command) => ops::accounts(&registry, command).await,
+            Command::Jobs(command) => ops::jobs(command).await,
         }
     });
     match result {

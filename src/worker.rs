@@ -30,7 +30,10 @@ pub struct WorkerConfig {
     pub grace: Duration,
     /// Logins per minute per provider from this worker (portals flag bursts).
     pub logins_per_minute: NonZeroU32,
-    /// Portal base URL, deadlines and budgets for every pairing.
+    /// Where the portals are: `None` the real ones; a sandbox's `http://HOST:PORT` (each
+    /// provider under `/<provider>`).
+    pub portal_base: Option<String>,
+    /// Deadlines, budgets and the artifacts folder for every pairing.
     pub pairing: PairingOptions,
 }
 
@@ -46,6 +49,7 @@ impl Default for WorkerConfig {
             poll_interval: Duration::from_millis(250),
             grace: Duration::from_secs(30),
             logins_per_minute: NonZeroU32::new(10).expect("non-zero"),
+            portal_base: None,
             pairing: PairingOptions::default(),
         }
     }
@@ -238,6 +242,11 @@ impl Worker {
             }
         }
         let options = PairingOptions {
+            base_url: self
+                .config
+                .portal_base
+                .as_ref()
+                .map(|base| format!("{}/{}", base.trim_end_matches('/'), job.provider)),
             expected_stores: account.stores.iter().map(|s| s.id.clone()).collect(),
             ..self.config.pairing.clone()
         };

@@ -1,0 +1,375 @@
+//! Operator commands: `serve` (the worker), `keys`, and `accounts` / `jobs` for working with the
+//! queue from a shell.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+
+use pairing_worker::browser::Browser;
+use pairing_worker::engine::pairing::PairingOptions;
+use pairing_worker::provider::Registry;
+use pairing_worker::queue::{
+    AccountSecrets, JobKind, Key, KeyError, KeyRing, NewAccount, Queue, QueueConfig, StoreRef,
+};
+use pairing_worker::sandbox::Sandbox;
+use pairing_worker::secret::Credentials;
+use pairing_worker::worker::{Worker, WorkerConfig};
+
+use crate::cli::{browser_config, read_secret_line};
+
+/// Where the queue lives and the key its secrets are sealed with.
+#[derive(Args, Clone)]
+pub struct DatabaseArgs {
+    /// `sqlite:PATH` (created on first run) or `postgres://USER@HOST/DB` (shared by many workers).
+    #[arg(
+        long,
+        env = "PAIRING_WORKER_DB",
+        default_value = "sqlite:pairing-worker.db"
+    )]
+    pub db: String,
+    /// Key file: first line the current key, further lines older keys still readable. Default for
+    /// SQLite: `<database>.key`, created together with a new database. `PAIRING_WORKER_KEY`
+    /// (and `PAIRING_WORKER_OLD_KEYS`) take precedence.
+    #[arg(long, env = "PAIRING_WORKER_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Seconds a claimed job holds without a heartbeat before another worker rescues it.
+    #[arg(long, default_value_t = 30)]
+    pub lease_secs: u64,
+}
+
+impl DatabaseArgs {
+    pub async fn open(&self) -> anyhow::Result<Queue> {
+        let keys = self.key_ring()?;
+        let config = QueueConfig {
+            lease: Duration::from_secs(self.lease_secs.max(1)),
+            ..QueueConfig::default()
+        };
+        Ok(Queue::open(&self.db, keys, config).await?)
+    }
+
+    fn sqlite_path(&self) -> Option<&Path> {
+        let path = self.db.strip_prefix("sqlite:")?;
+        let path = path.trim_start_matches("//");
+        Some(Path::new(path.split('?').next().unwrap_or(path)))
+    }
+
+    fn key_ring(&self) -> Result<KeyRing, KeyError> {
+        if let Ok(current) = std::env::var("PAIRING_WORKER_KEY") {
+            let older = std::env::var("PAIRING_WORKER_OLD_KEYS").ok();
+            return KeyRing::parse(&current, older.as_deref());
+        }
+        if let Some(file) = &self.key_file {
+            return KeyRing::from_file(file);
+        }
+        let Some(db) = self.sqlite_path() else {
+            return Err(KeyError::Missing);
+        };
+        let file = PathBuf::from(format!("{}.key", db.display()));
+        if file.exists() {
+            KeyRing::from_file(&file)
+        } else if !db.exists() {
+            let ring = KeyRing::create_file(&file)?;
+            eprintln!(
+                "created {} for the new database: back it up; without it the stored credentials are lost",
+                file.display()
+            );
+            Ok(ring)
+        } else {
+            Err(KeyError::Missing)
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// Concurrent pairings (browser sessions).
+    #[arg(long, default_value_t = 2)]
+    slots: usize,
+    /// WebDriver endpoint (chromedriver or Selenium Grid); default: start a local chromedriver.
+    #[arg(long, env = "PAIRING_WORKER_WEBDRIVER")]
+    webdriver: Option<String>,
+    /// Serve the sandbox portals in-process and log into them instead of the real portals.
+    #[arg(long, conflicts_with = "portal_base")]
+    sandbox: bool,
+    /// Portal base URL (a sandbox started elsewhere: `http://HOST:PORT`); default: real portals.
+    #[arg(long)]
+    portal_base: Option<String>,
+    /// Seconds running jobs get to finish after SIGTERM before they are released.
+    #[arg(long, default_value_t = 30)]
+    grace_secs: u64,
+    /// Logins per minute per provider from this worker.
+    #[arg(long, default_value_t = 10)]
+    logins_per_minute: u32,
+    /// Where unrecognised pages are saved.
+    #[arg(long, default_value = "artifacts")]
+    artifacts: PathBuf,
+}
+
+/// Runs the worker until SIGTERM or Ctrl-C: stops claiming, lets running jobs finish within the
+/// grace period (or releases them), deletes browser sessions, exits 0.
+pub async fn serve(registry: Registry, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let queue = Arc::new(args.database.open().await?);
+    let registry = Arc::new(registry);
+    let portal_base = if args.sandbox {
+        let sandbox = Arc::new(Sandbox::from_registry(&registry)?);
+        let (addr, _task) = sandbox.serve("127.0.0.1:0").await?;
+        eprintln!("sandbox portals on http://{addr}/");
+        Some(format!("http://{addr}"))
+    } else {
+        args.portal_base.clone()
+    };
+    let browser = Browser::launch(browser_config(args.webdriver.clone()))
+        .await
+        .context("starting the browser")?;
+    let config = WorkerConfig {
+        slots: args.slots,
+        grace: Duration::from_secs(args.grace_secs),
+        logins_per_minute: NonZeroU32::new(args.logins_per_minute)
+            .context("--logins-per-minute must be at least 1")?,
+        portal_base,
+        pairing: PairingOptions {
+            artifacts_dir: Some(args.artifacts.clone()),
+            ..PairingOptions::default()
+        },
+        ..WorkerConfig::default()
+    };
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let worker = Worker::new(queue.clone(), registry, browser.clone(), config);
+    let running = tokio::spawn(worker.run(stop));
+    eprintln!(
+        "worker ready: {} slots on {}",
+        args.slots,
+        browser.endpoint()
+    );
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    eprintln!(
+        "stopping: no new jobs; running jobs have {}s",
+        args.grace_secs
+    );
+    let _ = stop_tx.send(true);
+    let _ = running.await;
+    browser.shutdown();
+    queue.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Print a new key line (`ID:BASE64`) for PAIRING_WORKER_KEY or a key file.
+    Generate,
+    /// Re-encrypt every stored secret under the current key (older keys must still be configured).
+    Rotate {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+pub async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        KeysCommand::Generate => {
+            println!("{}", zeroize::Zeroizing::new(Key::generate_line()).as_str())
+        }
+        KeysCommand::Rotate { database } => {
+            let queue = database.open().await?;
+            let rotated = queue.rotate_keys().await?;
+            let in_use = queue.key_ids_in_use().await?;
+            println!(
+                "re-encrypted {rotated} secret(s); key ids in use: {}",
+                in_use.join(", ")
+            );
+            queue.close().await;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+pub enum AccountsCommand {
+    /// Store an account: the password (and an authenticator secret with --totp-stdin) are read
+    /// from standard input, one per line. Prints the account as JSON.
+    Add {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[arg(long, default_value = "default")]
+        organisation: String,
+        #[arg(long)]
+        provider: String,
+        #[arg(long)]
+        username: String,
+        /// A store the connection feeds: `STORE_ID:LOCATION:BRAND` (repeatable).
+        #[arg(long)]
+        store: Vec<String>,
+        /// Read a TOTP secret (base32 or otpauth:// URL) from the line after the password.
+        #[arg(long)]
+        totp_stdin: bool,
+    },
+    /// List accounts with their health.
+    List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[arg(long, default_value = "default")]
+        organisation: String,
+    },
+}
+
+fn parse_store(text: &str) -> anyhow::Result<StoreRef> {
+    let mut parts = text.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(id), Some(location), Some(brand)) if !id.is_empty() => Ok(StoreRef {
+            id: id.into(),
+            location: location.into(),
+            brand: brand.into(),
+        }),
+        _ => bail!("--store `{text}`: expected STORE_ID:LOCATION:BRAND"),
+    }
+}
+
+pub async fn accounts(registry: &Registry, command: AccountsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AccountsCommand::Add {
+            database,
+            organisation,
+            provider,
+            username,
+            store,
+            totp_stdin,
+        } => {
+            registry.get(&provider)?;
+            let stores = store
+                .iter()
+                .map(|s| parse_store(s))
+                .collect::<Result<_, _>>()?;
+            let mut stdin = std::io::stdin().lock();
+            let password = read_secret_line(&mut stdin, "password")?;
+            let totp = if totp_stdin {
+                let secret = read_secret_line(&mut stdin, "TOTP secret")?;
+                pairing_worker::codes::TotpSource::parse(&secret)?;
+                Some(secret)
+            } else {
+                None
+            };
+            let queue = database.open().await?;
+            let account = queue
+                .create_account(NewAccount {
+                    organisation,
+                    provider,
+                    secrets: AccountSecrets {
+                        credentials: Credentials { username, password },
+                        totp,
+                        mailbox: None,
+                    },
+                    stores,
+                })
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&account)?);
+            queue.close().await;
+        }
+        AccountsCommand::List {
+            database,
+            organisation,
+        } => {
+            let queue = database.open().await?;
+            let mut out = Vec::new();
+            for account in queue.accounts(&organisation).await? {
+                let health = queue.health(&account.id).await?;
+                out.push(serde_json::json!({ "account": account, "health": health }));
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            queue.close().await;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+pub enum JobsCommand {
+    /// Queue a job for an account (or print its live job): `pair` or `recheck`.
+    Submit {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[arg(long, default_value = "default")]
+        organisation: String,
+        account: String,
+        #[arg(long, value_parser = parse_kind, default_value = "recheck")]
+        kind: JobKind,
+        /// Nobody is at the dashboard to type a code (a scheduled health check).
+        #[arg(long)]
+        background: bool,
+    },
+    /// Print a job as JSON.
+    Show {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[arg(long, default_value = "default")]
+        organisation: String,
+        job: String,
+    },
+    /// Submit the verification code a job is waiting for (read from standard input).
+    Code {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[arg(long, default_value = "default")]
+        organisation: String,
+        job: String,
+    },
+}
+
+fn parse_kind(text: &str) -> Result<JobKind, String> {
+    text.parse()
+        .map_err(|_| format!("unknown job kind `{text}`: expected pair or recheck"))
+}
+
+pub async fn jobs(command: JobsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        JobsCommand::Submit {
+            database,
+            organisation,
+            account,
+            kind,
+            background,
+        } => {
+            let queue = database.open().await?;
+            let submitted = queue
+                .submit(&organisation, &account, kind, !background)
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&submitted.job)?);
+            queue.close().await;
+        }
+        JobsCommand::Show {
+            database,
+            organisation,
+            job,
+        } => {
+            let queue = database.open().await?;
+            let found = queue
+                .job(&organisation, &job)
+                .await?
+                .with_context(|| format!("unknown job {job}"))?;
+            println!("{}", serde_json::to_string_pretty(&found)?);
+            queue.close().await;
+        }
+        JobsCommand::Code {
+            database,
+            organisation,
+            job,
+        } => {
+            let code = read_secret_line(&mut std::io::stdin().lock(), "code")?;
+            let queue = database.open().await?;
+            queue.submit_code(&organisation, &job, &code).await?;
+            eprintln!("code handed to the job");
+            queue.close().await;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

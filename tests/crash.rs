@@ -1,0 +1,202 @@
+//! A real crash: `serve` is killed with SIGKILL in the middle of sandbox logins, restarted, and
+//! every job still reaches a final state; then SIGTERM stops it cleanly.
+
+#[path = "support/databases.rs"]
+mod databases;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+
+use pairing_worker::browser::{Browser, BrowserConfig};
+use pairing_worker::outcome::Outcome;
+use pairing_worker::provider::Registry;
+use pairing_worker::queue::{
+    AccountSecrets, JobKind, JobState, Key, KeyRing, NewAccount, Queue, QueueConfig,
+};
+use pairing_worker::sandbox::Sandbox;
+use pairing_worker::secret::Credentials;
+
+const ORG: &str = "org-crash";
+const PASSWORD: &str = "Sandbox-Pass-1";
+
+struct Serve {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+fn serve(db: &str, key: &str, webdriver: &str, portal: &str, log: std::path::PathBuf) -> Serve {
+    let child = Command::new(env!("CARGO_BIN_EXE_pairing-worker"))
+        .args([
+            "serve",
+            "--slots",
+            "2",
+            "--lease-secs",
+            "2",
+            "--grace-secs",
+            "20",
+        ])
+        .args([
+            "--db",
+            db,
+            "--webdriver",
+            webdriver,
+            "--portal-base",
+            portal,
+        ])
+        .env("PAIRING_WORKER_KEY", key)
+        .env("RUST_LOG", "pairing_worker=trace")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("serve starts");
+    Serve { child, log }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_login_loses_no_job_and_sigterm_exits_cleanly() {
+    let registry = Registry::from_source_tree().unwrap();
+    let sandbox = Arc::new(Sandbox::from_registry(&registry).unwrap());
+    let (addr, _) = sandbox.clone().serve("127.0.0.1:0").await.unwrap();
+    let portal = format!("http://{addr}");
+    // The test owns chromedriver, so the killed worker's orphaned sessions die with it.
+    let browser = Browser::launch(BrowserConfig::default()).await.unwrap();
+    let db = databases::TestDatabase::sqlite();
+    let key = Key::generate_line();
+    let queue = Queue::open(
+        &db.url,
+        KeyRing::parse(&key, None).unwrap(),
+        QueueConfig::default(),
+    )
+    .await
+    .unwrap();
+    let usernames = [
+        "owner@sandbox.test",
+        "dac7@sandbox.test",
+        "group@sandbox.test",
+        "gerant@sandbox.test",
+        "titolare@sandbox.test",
+    ];
+    let mut jobs = Vec::new();
+    for username in usernames {
+        let account = queue
+            .create_account(NewAccount {
+                organisation: ORG.into(),
+                provider: "deliveroo".into(),
+                secrets: AccountSecrets {
+                    credentials: Credentials {
+                        username: username.into(),
+                        password: SecretString::from(PASSWORD.to_string()),
+                    },
+                    totp: None,
+                    mailbox: None,
+                },
+                stores: Vec::new(),
+            })
+            .await
+            .unwrap();
+        let job = queue
+            .submit(ORG, &account.id, JobKind::Pair, false)
+            .await
+            .unwrap();
+        jobs.push(job.job.id);
+    }
+    let logs = tempfile::tempdir().unwrap();
+    let mut first = serve(
+        &db.url,
+        &key,
+        browser.endpoint(),
+        &portal,
+        logs.path().join("1.log"),
+    );
+
+    // Wait until a login is under way: a job running and its password already posted.
+    let started = Instant::now();
+    let killed_mid_login = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no job started"
+        );
+        let mut running = None;
+        for id in &jobs {
+            let job = queue.job(ORG, id).await.unwrap().unwrap();
+            if job.state == JobState::Running {
+                running = Some(job);
+            }
+        }
+        let posted = usernames
+            .iter()
+            .any(|u| sandbox.attempts("deliveroo", u).submitted > 0);
+        if let (Some(job), true) = (running, posted) {
+            first.child.kill().unwrap(); // SIGKILL
+            first.child.wait().unwrap();
+            break job.id;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let orphaned = queue.job(ORG, &killed_mid_login).await.unwrap().unwrap();
+    assert!(
+        !orphaned.state.is_final(),
+        "the job was mid-run when the worker died: {orphaned:?}"
+    );
+
+    let mut second = serve(
+        &db.url,
+        &key,
+        browser.endpoint(),
+        &portal,
+        logs.path().join("2.log"),
+    );
+    let started = Instant::now();
+    loop {
+        let mut states = Vec::new();
+        for id in &jobs {
+            states.push(queue.job(ORG, id).await.unwrap().unwrap());
+        }
+        if states.iter().all(|job| job.state.is_final()) {
+            for job in &states {
+                assert_eq!(
+                    (job.state, job.outcome),
+                    (JobState::Succeeded, Some(Outcome::Paired)),
+                    "{job:?}"
+                );
+            }
+            let rescued = states
+                .iter()
+                .find(|job| job.id == killed_mid_login)
+                .unwrap();
+            assert_eq!(rescued.attempts, 2, "rescued and run again");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "jobs left unfinished: {states:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // SIGTERM: stop claiming, finish, exit 0.
+    unsafe { libc::kill(second.child.id() as i32, libc::SIGTERM) };
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(status) = second.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(30),
+            "serve ignored SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    for log in [&first.log, &second.log] {
+        let text = std::fs::read_to_string(log).unwrap();
+        assert!(text.contains("job claimed"), "{}: {text}", log.display());
+        assert!(!text.contains(PASSWORD), "password in {}", log.display());
+        assert!(!text.contains(&key[4..]), "key in {}", log.display());
+    }
+    browser.shutdown();
+}

@@ -21,3 +21,37 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+
+# PostgreSQL for the queue's conformance suite: use the server on 127.0.0.1:5432 if one answers;
+# otherwise install Debian's, start a cluster, and let local TCP connections in as in CI
+# (trust, database `test`). PAIRING_WORKER_TEST_PG points the tests at another server.
+if [ -z "${PAIRING_WORKER_TEST_PG:-}" ]; then
+  pg_up() {
+    if command -v pg_isready >/dev/null 2>&1; then
+      pg_isready -q -h 127.0.0.1 -p 5432
+    else
+      (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null
+    fi
+  }
+  if ! pg_up; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+      echo "install-deps: installing postgresql" >&2
+      $sudo apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    fi
+    version=$(ls /usr/lib/postgresql | sort -V | tail -1)
+    if ! $sudo pg_lsclusters -h 2>/dev/null | grep -q "^$version main"; then
+      $sudo pg_createcluster "$version" main >/dev/null
+    fi
+    hba="/etc/postgresql/$version/main/pg_hba.conf"
+    if ! $sudo grep -q "pairing-worker tests" "$hba"; then
+      printf '# pairing-worker tests: loopback only\nhost all all 127.0.0.1/32 trust\n' | $sudo tee -a "$hba" >/dev/null
+      $sudo sed -i '0,/^host/{s/^\(host.*127.0.0.1\/32.*\)scram-sha-256/\1trust/}' "$hba"
+    fi
+    $sudo pg_ctlcluster "$version" main start || true
+    for _ in $(seq 1 30); do pg_up && break; sleep 1; done
+    $sudo -u postgres psql -qc "CREATE DATABASE test" 2>/dev/null || true
+  fi
+fi

@@ -62,7 +62,10 @@ fn bench_backend(c: &mut Criterion, name: &str, db: databases::TestDatabase) {
                 let ids = accounts(&queue, iters).await;
                 let started = Instant::now();
                 for id in &ids {
-                    queue.submit(ORG, id, JobKind::Recheck, false).await.unwrap();
+                    queue
+                        .submit(ORG, id, JobKind::Recheck, false)
+                        .await
+                        .unwrap();
                 }
                 let elapsed = started.elapsed();
                 // Drain so the next batch starts from an empty queue.

@@ -17,10 +17,12 @@ use pairing_worker::engine::pairing::{pair_in_new_session, PairingOptions};
 use pairing_worker::fixtures;
 use pairing_worker::outcome::Outcome;
 use pairing_worker::provider::Registry;
+use pairing_worker::queue::{Key, KeyRing, Queue, QueueConfig};
 use pairing_worker::sandbox::script::SandboxScript;
 use pairing_worker::sandbox::script::ScenarioCard;
-use pairing_worker::sandbox::{run_card, Sandbox};
+use pairing_worker::sandbox::Sandbox;
 use pairing_worker::secret::Credentials;
+use pairing_worker::worker::{Worker, WorkerConfig};
 
 /// `pair` exit codes, documented in `--help` and the README.
 pub const EXIT_PAIRED: u8 = 0;
@@ -439,25 +441,43 @@ pub async fn demo(registry: Registry, args: DemoArgs) -> anyhow::Result<ExitCode
         .into_iter()
         .filter(|c| args.provider.as_deref().is_none_or(|p| p == c.provider))
         .collect();
+    // The whole product on its embedded defaults: a SQLite queue, the worker, the sandbox.
+    let scratch = tempfile::tempdir()?;
+    let db = format!("sqlite:{}", scratch.path().join("demo.db").display());
+    // One run per job: a scenario's first outcome is what it demonstrates (the retry schedule of
+    // transient outcomes is the queue suite's business).
+    let once = QueueConfig {
+        max_attempts: 1,
+        ..QueueConfig::default()
+    };
+    let queue = Arc::new(Queue::open(&db, KeyRing::new(Key::generate()), once).await?);
+    let registry = Arc::new(registry);
+    let config = WorkerConfig {
+        slots: args.jobs.max(1),
+        poll_interval: Duration::from_millis(50),
+        // The sandbox has no rate limit to respect; real portals get the default.
+        logins_per_minute: std::num::NonZeroU32::new(10_000).expect("non-zero"),
+        portal_base: Some(format!("http://{addr}")),
+        pairing: PairingOptions {
+            // The demo's merchant answers at once or never: no need to wait five minutes.
+            code_wait: Duration::from_secs(4),
+            ..PairingOptions::default()
+        },
+        ..WorkerConfig::default()
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker =
+        tokio::spawn(Worker::new(queue.clone(), registry, browser.clone(), config).run(stopped));
     let bar = indicatif::ProgressBar::new(cards.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed} {msg}")
             .expect("static template"),
     );
-    let slots = Arc::new(tokio::sync::Semaphore::new(args.jobs.max(1)));
     let mut runs = tokio::task::JoinSet::new();
     for (index, card) in cards.into_iter().enumerate() {
-        let (browser, registry, slots, bar, sandbox) = (
-            browser.clone(),
-            registry.clone(),
-            slots.clone(),
-            bar.clone(),
-            sandbox.clone(),
-        );
-        let base = format!("http://{addr}/{}", card.provider);
+        let (queue, bar, sandbox) = (queue.clone(), bar.clone(), sandbox.clone());
         runs.spawn(async move {
-            let _slot = slots.acquire_owned().await.expect("semaphore open");
-            let result = run_card(&browser, &registry, &sandbox, &card, &base).await;
+            let result = demo_card(&queue, &sandbox, &card).await;
             bar.inc(1);
             bar.set_message(format!("{}/{}", card.provider, card.scenario));
             (index, card, result)
@@ -465,6 +485,8 @@ pub async fn demo(registry: Registry, args: DemoArgs) -> anyhow::Result<ExitCode
     }
     let mut results = runs.join_all().await;
     bar.finish_and_clear();
+    let _ = stop.send(true);
+    let _ = worker.await;
     results.sort_by_key(|(index, ..)| *index);
     let mut failures = 0;
     if !args.json {
@@ -475,8 +497,8 @@ pub async fn demo(registry: Registry, args: DemoArgs) -> anyhow::Result<ExitCode
     }
     for (_, card, result) in results {
         let (got, ms) = match &result {
-            Ok(report) => (report.outcome.to_string(), report.elapsed_ms),
-            Err(error) => (format!("error: {error}"), 0),
+            Ok((outcome, ms)) => (outcome.to_string(), *ms),
+            Err(error) => (format!("error: {error:#}"), 0),
         };
         let ok = got == card.expected.to_string();
         failures += usize::from(!ok);
@@ -505,4 +527,98 @@ pub async fn demo(registry: Registry, args: DemoArgs) -> anyhow::Result<ExitCode
     } else {
         ExitCode::from(EXIT_NOT_PAIRED)
     })
+}
+
+/// One scenario account through the queue, with a merchant at the dashboard who behaves as the
+/// scenario says: types the code the portal sent (or a wrong one first), types a fixed code once,
+/// or never answers. A merchant with no code left gives up (cancels) and the portal's verdict on
+/// the last code is the result. Returns the outcome and the job's time from submit to end.
+async fn demo_card(
+    queue: &Queue,
+    sandbox: &Sandbox,
+    card: &ScenarioCard,
+) -> anyhow::Result<(Outcome, u64)> {
+    use pairing_worker::queue::{AccountSecrets, JobKind, JobState, NewAccount};
+    use pairing_worker::sandbox::script::Delivery;
+    const ORG: &str = "demo";
+    let silent =
+        card.expected == Outcome::TwoFactor(pairing_worker::outcome::TwoFactor::CodeTimeout);
+    let totp = match (card.delivery, &card.totp_secret) {
+        (Some(Delivery::Totp), Some(secret)) => Some(secrecy::SecretString::from(secret.clone())),
+        _ => None,
+    };
+    let account = queue
+        .create_account(NewAccount {
+            organisation: ORG.into(),
+            provider: card.provider.clone(),
+            secrets: AccountSecrets {
+                credentials: Credentials {
+                    username: card.username.clone(),
+                    password: secrecy::SecretString::from(card.password.clone()),
+                },
+                totp,
+                mailbox: None,
+            },
+            stores: Vec::new(),
+        })
+        .await?;
+    let interactive = card.code.is_some() || card.supply_code || silent;
+    let job = queue
+        .submit(ORG, &account.id, JobKind::Pair, interactive)
+        .await?
+        .job;
+    let mut scripted = card
+        .wrong_code_first
+        .iter()
+        .chain(&card.code)
+        .cloned()
+        .collect::<Vec<_>>();
+    scripted.reverse();
+    let mut answered = None;
+    loop {
+        let current = queue
+            .job(ORG, &job.id)
+            .await?
+            .context("the demo's job vanished")?;
+        // The pairing's own time when it reports one, not the time spent queued behind others.
+        let ms = current
+            .result
+            .as_ref()
+            .and_then(|report| report.get("elapsed_ms"))
+            .and_then(|ms| ms.as_u64())
+            .unwrap_or_else(|| {
+                (current.updated_at - current.created_at)
+                    .num_milliseconds()
+                    .max(0) as u64
+            });
+        if current.state.is_final() {
+            let outcome = current.outcome.with_context(|| {
+                current
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| format!("job {:?}", current.state))
+            })?;
+            return Ok((outcome, ms));
+        }
+        let fresh_ask =
+            current.state == JobState::AwaitingCode && answered != Some(current.updated_at);
+        if fresh_ask && !silent {
+            let texted = || match (card.delivery, card.supply_code) {
+                (Some(_), true) => sandbox.issued_code(&card.provider, &card.username),
+                _ => None,
+            };
+            let Some(code) = scripted.pop().or_else(texted) else {
+                queue.cancel(ORG, &job.id).await?;
+                let verdict = current
+                    .code_verdict
+                    .context("asked for a code nobody has")?;
+                return Ok((verdict, ms));
+            };
+            queue
+                .submit_code(ORG, &job.id, &secrecy::SecretString::from(code))
+                .await?;
+            answered = Some(current.updated_at);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

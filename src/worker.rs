@@ -284,8 +284,12 @@ impl Worker {
 /// Carries codes between the queue and the pairing: publishes each request (the job shows
 /// `awaiting_code`), then hands over the code the merchant submits through the queue.
 async fn bridge_codes(queue: Arc<Queue>, lease: Lease, mut submitter: CodeSubmitter) {
-    while let Some(request) = submitter.wait_for_request().await {
-        if queue.await_code(&lease, &request).await.is_err() {
+    while submitter.wait_for_request().await.is_some() {
+        let Some(pending) = submitter.pending() else {
+            continue;
+        };
+        let asked = queue.await_code(&lease, &pending.request, pending.previous);
+        if asked.await.is_err() {
             return;
         }
         while submitter.awaiting().is_some() {

@@ -491,7 +491,10 @@ async fn codes_are_shape_checked_sealed_and_taken_once(f: Fixture) {
         code_length: Some(6),
         expires_at: None,
     };
-    f.queue.await_code(&claimed.lease, &request).await.unwrap();
+    f.queue
+        .await_code(&claimed.lease, &request, None)
+        .await
+        .unwrap();
     let waiting = f.queue.job(ORG, &job.id).await.unwrap().unwrap();
     assert_eq!(waiting.state, JobState::AwaitingCode);
     assert_eq!(waiting.code_request.as_ref(), Some(&request));
@@ -681,7 +684,10 @@ async fn secrets_are_encrypted_at_rest_and_rotate(f: Fixture) {
         code_length: None,
         expires_at: None,
     };
-    f.queue.await_code(&claimed.lease, &request).await.unwrap();
+    f.queue
+        .await_code(&claimed.lease, &request, None)
+        .await
+        .unwrap();
     f.queue
         .submit_code(ORG, &job.id, &SecretString::from("C0DE77".to_string()))
         .await

@@ -7,19 +7,27 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{mpsc, watch};
 
 use super::CodeAnswer;
-use crate::outcome::CodeRequest;
+use crate::outcome::{CodeRequest, Outcome};
+
+/// What the pairing is waiting on: the portal's request, and its verdict on the previous code
+/// (`code_invalid`, `code_expired`) when this is a second ask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCode {
+    pub request: CodeRequest,
+    pub previous: Option<Outcome>,
+}
 
 /// The waiting side, owned by the pairing.
 pub struct MerchantCodes {
     codes: mpsc::Receiver<SecretString>,
-    awaiting: watch::Sender<Option<CodeRequest>>,
+    awaiting: watch::Sender<Option<PendingCode>>,
 }
 
 /// The submitting side (the CLI prompt, the HTTP API).
 #[derive(Clone)]
 pub struct CodeSubmitter {
     codes: mpsc::Sender<SecretString>,
-    awaiting: watch::Receiver<Option<CodeRequest>>,
+    awaiting: watch::Receiver<Option<PendingCode>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -48,10 +56,18 @@ pub fn merchant_codes() -> (MerchantCodes, CodeSubmitter) {
 }
 
 impl MerchantCodes {
-    pub(super) async fn wait(&mut self, request: &CodeRequest, wait: Duration) -> CodeAnswer {
+    pub(super) async fn wait(
+        &mut self,
+        request: &CodeRequest,
+        previous: Option<Outcome>,
+        wait: Duration,
+    ) -> CodeAnswer {
         // A code typed before this request belongs to an older one: drop it.
         while self.codes.try_recv().is_ok() {}
-        self.awaiting.send_replace(Some(request.clone()));
+        self.awaiting.send_replace(Some(PendingCode {
+            request: request.clone(),
+            previous,
+        }));
         let answer = match tokio::time::timeout(wait, self.codes.recv()).await {
             Ok(Some(code)) => CodeAnswer::Code(code),
             Ok(None) => CodeAnswer::NoSource,
@@ -65,13 +81,18 @@ impl MerchantCodes {
 impl CodeSubmitter {
     /// The request the pairing is waiting on, if any.
     pub fn awaiting(&self) -> Option<CodeRequest> {
+        self.pending().map(|pending| pending.request)
+    }
+
+    /// The request and the verdict on the previous code, if the pairing is waiting.
+    pub fn pending(&self) -> Option<PendingCode> {
         self.awaiting.borrow().clone()
     }
 
     /// Waits until the pairing asks for a code (or ends).
     pub async fn wait_for_request(&mut self) -> Option<CodeRequest> {
         let state = self.awaiting.wait_for(|state| state.is_some()).await.ok()?;
-        state.clone()
+        state.as_ref().map(|pending| pending.request.clone())
     }
 
     /// Waits until the open request is answered (or the pairing ends).
@@ -133,7 +154,9 @@ mod tests {
             Err(SubmitError::NotAwaiting)
         );
         let waiting = tokio::spawn(async move {
-            let answer = codes.wait(&request(Some(4)), Duration::from_secs(5)).await;
+            let answer = codes
+                .wait(&request(Some(4)), None, Duration::from_secs(5))
+                .await;
             matches!(answer, CodeAnswer::Code(c) if c.expose_secret() == "4821")
         });
         assert_eq!(
@@ -155,7 +178,9 @@ mod tests {
     async fn no_code_before_expiry_times_out() {
         let (mut codes, _submitter) = merchant_codes();
         assert!(matches!(
-            codes.wait(&request(None), Duration::from_secs(300)).await,
+            codes
+                .wait(&request(None), None, Duration::from_secs(300))
+                .await,
             CodeAnswer::TimedOut
         ));
     }

@@ -11,7 +11,9 @@ use secrecy::SecretString;
 
 use crate::outcome::{CodeChannel, CodeRequest, Outcome};
 pub use mailbox::{EmailCodeRule, MailboxConfig, MailboxError, MailboxWatch};
-pub use merchant::{check_code_shape, merchant_codes, CodeSubmitter, MerchantCodes, SubmitError};
+pub use merchant::{
+    check_code_shape, merchant_codes, CodeSubmitter, MerchantCodes, PendingCode, SubmitError,
+};
 pub use totp::{TotpError, TotpSource};
 
 /// What a source answers when the portal asks for a code.
@@ -108,7 +110,7 @@ impl CodeSource for AccountCodes {
             }
         }
         match &mut self.merchant {
-            Some(merchant) => Ok(merchant.wait(request, wait).await),
+            Some(merchant) => Ok(merchant.wait(request, previous, wait).await),
             None => Ok(CodeAnswer::NoSource),
         }
     }

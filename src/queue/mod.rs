@@ -709,7 +709,7 @@ impl Queue {
     pub async fn rescue_expired(&self) -> Result<u64, QueueError> {
         let now = self.clock.now_ms();
         let failed = sqlx::query(
-            "UPDATE jobs SET state = 'failed', lease_token = NULL, code_request = NULL, \
+            "UPDATE jobs SET state = 'failed', lease_token = NULL, code_request = NULL, code_verdict = NULL, \
              error = 'the worker running it stopped responding, too many times', \
              finished_at = $1, updated_at = $1 \
              WHERE state IN ('running', 'awaiting_code') AND lease_expires < $1 AND attempts >= $2",
@@ -719,7 +719,7 @@ impl Queue {
         .execute(&self.pool)
         .await?;
         let requeued = sqlx::query(
-            "UPDATE jobs SET state = 'queued', lease_token = NULL, code_request = NULL, \
+            "UPDATE jobs SET state = 'queued', lease_token = NULL, code_request = NULL, code_verdict = NULL, \
              run_at = $1, updated_at = $1 \
              WHERE state IN ('running', 'awaiting_code') AND lease_expires < $1",
         )
@@ -755,17 +755,20 @@ impl Queue {
         &self,
         lease: &Lease,
         request: &CodeRequest,
+        previous: Option<Outcome>,
     ) -> Result<(), HeartbeatError> {
         let now = self.clock.now_ms();
         let until = self.code_pending_until(Some(request));
         let done = sqlx::query(
-            "UPDATE jobs SET state = 'awaiting_code', code_request = $1, updated_at = $2 \
+            "UPDATE jobs SET state = 'awaiting_code', code_request = $1, code_verdict = $5, \
+             updated_at = $2 \
              WHERE id = $3 AND lease_token = $4 AND state IN ('running', 'awaiting_code')",
         )
         .bind(serde_json::to_string(request).expect("code request serialises"))
         .bind(now)
         .bind(&lease.job)
         .bind(&lease.token)
+        .bind(previous.map(|o| o.to_string()))
         .execute(&self.pool)
         .await
         .map_err(QueueError::from)?;
@@ -852,7 +855,7 @@ impl Queue {
     /// The code was typed: the job is running again.
     pub async fn code_taken(&self, lease: &Lease) -> Result<(), HeartbeatError> {
         let done = sqlx::query(
-            "UPDATE jobs SET state = 'running', code_request = NULL, updated_at = $1 \
+            "UPDATE jobs SET state = 'running', code_request = NULL, code_verdict = NULL, updated_at = $1 \
              WHERE id = $2 AND lease_token = $3 AND state IN ('running', 'awaiting_code')",
         )
         .bind(self.clock.now_ms())
@@ -868,7 +871,7 @@ impl Queue {
     pub async fn release(&self, lease: &Lease) -> Result<(), HeartbeatError> {
         let now = self.clock.now_ms();
         let done = sqlx::query(
-            "UPDATE jobs SET state = 'queued', lease_token = NULL, code_request = NULL, \
+            "UPDATE jobs SET state = 'queued', lease_token = NULL, code_request = NULL, code_verdict = NULL, \
              attempts = attempts - 1, run_at = $1, updated_at = $1 \
              WHERE id = $2 AND lease_token = $3 AND state IN ('running', 'awaiting_code')",
         )
@@ -885,7 +888,7 @@ impl Queue {
     pub async fn cancel(&self, organisation: &str, job_id: &str) -> Result<Job, QueueError> {
         let now = self.clock.now_ms();
         sqlx::query(
-            "UPDATE jobs SET state = 'cancelled', lease_token = NULL, code_request = NULL, \
+            "UPDATE jobs SET state = 'cancelled', lease_token = NULL, code_request = NULL, code_verdict = NULL, \
              finished_at = $1, updated_at = $1 \
              WHERE id = $2 AND state IN ('queued', 'running', 'awaiting_code') \
              AND account_id IN (SELECT id FROM accounts WHERE organisation = $3)",
@@ -939,7 +942,7 @@ impl Queue {
         };
         let done = sqlx::query(
             "UPDATE jobs SET state = $1, run_at = $2, finished_at = $3, outcome = $4, result = $5, \
-             error = $6, lease_token = NULL, code_request = NULL, updated_at = $7 \
+             error = $6, lease_token = NULL, code_request = NULL, code_verdict = NULL, updated_at = $7 \
              WHERE id = $8 AND lease_token = $9 AND state IN ('running', 'awaiting_code')",
         )
         .bind(state.as_ref())
@@ -1153,7 +1156,7 @@ const ACCOUNT_COLUMNS: &str = "id, organisation, provider, stores, credentials_v
     rejected_version, code_pending_until, created_at, updated_at";
 
 const JOB_COLUMNS: &str = "j.id, j.account_id, a.organisation, a.provider, j.kind, j.interactive, \
-    j.state, j.credentials_version, j.attempts, j.run_at, j.code_request, j.outcome, j.result, j.error, j.created_at, \
+    j.state, j.credentials_version, j.attempts, j.run_at, j.code_request, j.code_verdict, j.outcome, j.result, j.error, j.created_at, \
     j.updated_at, j.finished_at";
 
 fn job_from_row(row: &AnyRow) -> Result<Job, QueueError> {
@@ -1176,6 +1179,11 @@ fn job_from_row(row: &AnyRow) -> Result<Job, QueueError> {
             .map(|text| serde_json::from_str(&text))
             .transpose()
             .map_err(|_| corrupt("code request"))?,
+        code_verdict: row
+            .get::<Option<String>, _>("code_verdict")
+            .map(|text| text.parse())
+            .transpose()
+            .map_err(|_| corrupt("code verdict"))?,
         outcome: row
             .get::<Option<String>, _>("outcome")
             .map(|text| text.parse())

@@ -131,6 +131,12 @@ pub struct Job {
     pub run_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code_request: Option<CodeRequest>,
+    /// While awaiting a second code: the portal's verdict on the one before.
+    #[serde(
+        with = "outcome::compact::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub code_verdict: Option<Outcome>,
     #[serde(
         with = "outcome::compact::option",
         skip_serializing_if = "Option::is_none"

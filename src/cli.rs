@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pairing_worker::browser::{Browser, BrowserConfig};
-use pairing_worker::codes::{merchant_codes, AccountCodes, CodeSubmitter};
+use pairing_worker::codes::{merchant_codes, AccountCodes, CodeSubmitter, TotpSource};
 use pairing_worker::engine::classify::classify as classify_page;
 use pairing_worker::engine::pairing::{pair_in_new_session, PairingOptions};
 use pairing_worker::fixtures;
@@ -231,6 +231,10 @@ pub struct PairArgs {
     /// When the portal asks for a code, read it from standard input (prompting on a terminal).
     #[arg(long)]
     code_stdin: bool,
+    /// Read an authenticator secret (base32 or `otpauth://` URL) from the line after the password:
+    /// the worker generates the codes itself.
+    #[arg(long)]
+    totp_stdin: bool,
     /// Use this WebDriver endpoint (chromedriver or Selenium Grid) instead of starting chromedriver.
     #[arg(long, env = "PAIRING_WORKER_WEBDRIVER")]
     webdriver: Option<String>,
@@ -314,7 +318,15 @@ pub async fn pair(registry: Registry, args: PairArgs) -> anyhow::Result<ExitCode
     if !args.password_stdin {
         bail!("give the password on standard input with --password-stdin");
     }
-    let password = read_secret_line(&mut std::io::stdin().lock(), "password")?;
+    let mut stdin = std::io::stdin().lock();
+    let password = read_secret_line(&mut stdin, "password")?;
+    let totp = if args.totp_stdin {
+        let secret = read_secret_line(&mut stdin, "authenticator secret")?;
+        Some(TotpSource::parse(&secret).context("--totp-stdin")?)
+    } else {
+        None
+    };
+    drop(stdin);
     let credentials = Credentials {
         username: args.username.clone(),
         password,
@@ -333,7 +345,10 @@ pub async fn pair(registry: Registry, args: PairArgs) -> anyhow::Result<ExitCode
             return Ok(ExitCode::from(EXIT_INFRASTRUCTURE));
         }
     };
-    let mut codes = AccountCodes::default();
+    let mut codes = AccountCodes {
+        totp,
+        ..AccountCodes::default()
+    };
     if args.code_stdin {
         let (merchant, submitter) = merchant_codes();
         codes.merchant = Some(merchant);

@@ -278,3 +278,32 @@ fn provider_checklist_is_regenerated() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(committed == generated, "docs/checklist.md is stale: run `cargo run -- --providers providers --fixtures fixtures providers --checklist > docs/checklist.md`");
 }
+
+#[test]
+fn malformed_totp_secret_is_a_clear_error_before_any_browser() {
+    for (secret, says) in [
+        ("not base32 at all!", "base32"),
+        ("otpauth://totp/x?secret=", "too short"),
+    ] {
+        let output = run(
+            &[
+                "pair",
+                "--provider",
+                "doordash",
+                "--username",
+                "u@example.test",
+                "--password-stdin",
+                "--totp-stdin",
+                "--webdriver",
+                "http://127.0.0.1:9",
+            ],
+            &format!("Canary-Pass-1\n{secret}\n"),
+            &[],
+        );
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        let error = error_line(&output);
+        assert!(error.contains("--totp-stdin"), "{error}");
+        assert!(error.to_lowercase().contains(says), "{error}");
+        assert!(!error.contains("Canary-Pass-1"), "{error}");
+    }
+}

@@ -60,6 +60,14 @@ impl TotpSource {
                     (k.into_owned(), v)
                 })
                 .collect();
+            // The unchecked parser takes any length, an empty secret included.
+            let bits = pairs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("secret"))
+                .map_or(0, |(_, v)| v.len() * 5);
+            if bits < 80 {
+                return Err(TotpError::TooShort { bits });
+            }
             url.query_pairs_mut().clear().extend_pairs(pairs);
             let url = Zeroizing::new(url.to_string());
             let totp = Totp::from_url_unchecked(url.as_str()).map_err(|e| {
@@ -162,13 +170,17 @@ mod tests {
             Err(TotpError::TooShort { bits: 40 })
         ));
         let err = TotpSource::parse(&SecretString::from(
-            "otpauth://totp/x?secret=CANARY!!&digits=6".to_string(),
+            "otpauth://totp/x?secret=CANARY!!CANARY!!CANARY&digits=6".to_string(),
         ))
         .unwrap_err();
         assert!(
             matches!(err, TotpError::BadUrl(_)) && !err.to_string().contains("CANARY"),
             "{err}"
         );
+        assert!(matches!(
+            TotpSource::parse(&SecretString::from("otpauth://totp/x?secret=".to_string())),
+            Err(TotpError::TooShort { bits: 0 })
+        ));
         let err = TotpSource::parse(&SecretString::from("otpauth://".to_string())).unwrap_err();
         assert!(matches!(err, TotpError::BadUrl(_)));
     }

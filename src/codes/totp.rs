@@ -64,7 +64,8 @@ impl TotpSource {
             let bits = pairs
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case("secret"))
-                .map_or(0, |(_, v)| v.len() * 5);
+                .map(|(_, v)| v.len() * 5)
+                .ok_or_else(|| TotpError::BadUrl("it has no secret parameter".into()))?;
             if bits < 80 {
                 return Err(TotpError::TooShort { bits });
             }

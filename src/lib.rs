@@ -3,6 +3,7 @@
 //!
 //! Data flows one way: provider spec + browser -> engine -> [`outcome::Outcome`] -> caller.
 
+pub mod api;
 pub mod browser;
 pub mod codes;
 pub mod engine;

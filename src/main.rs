@@ -72,6 +72,9 @@ enum Command {
     /// Pairing jobs: submit, show, hand over a code.
     #[command(subcommand)]
     Jobs(ops::JobsCommand),
+    /// Bearer tokens for the HTTP API.
+    #[command(subcommand)]
+    Tokens(ops::TokensCommand),
 }
 
 fn main() -> ExitCode {
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
             Command::Keys(command) => ops::keys(command).await,
             Command::Accounts(command) => ops::accounts(&registry, command).await,
             Command::Jobs(command) => ops::jobs(command).await,
+            Command::Tokens(command) => ops::tokens(command).await,
         }
     });
     match result {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
+use pairing_worker::api::ApiState;
 use pairing_worker::browser::Browser;
 use pairing_worker::engine::pairing::PairingOptions;
 use pairing_worker::provider::Registry;
@@ -110,6 +111,9 @@ pub struct ServeArgs {
     /// Where unrecognised pages are saved.
     #[arg(long, default_value = "artifacts")]
     artifacts: PathBuf,
+    /// Address of the HTTP API (`127.0.0.1:0` picks a free port).
+    #[arg(long, env = "PAIRING_WORKER_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
 }
 
 /// Runs the worker until SIGTERM or Ctrl-C: stops claiming, lets running jobs finish within the
@@ -140,11 +144,19 @@ pub async fn serve(registry: Registry, args: ServeArgs) -> anyhow::Result<ExitCo
         },
         ..WorkerConfig::default()
     };
+    let api = Arc::new(ApiState {
+        queue: queue.clone(),
+        registry: registry.clone(),
+        browser: Some(browser.clone()),
+    });
+    let (api_addr, api_task) = pairing_worker::api::serve(api, &args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let worker = Worker::new(queue.clone(), registry, browser.clone(), config);
     let running = tokio::spawn(worker.run(stop));
     eprintln!(
-        "worker ready: {} slots on {}",
+        "worker ready: {} slots on {}; HTTP API on http://{api_addr}/",
         args.slots,
         browser.endpoint()
     );
@@ -159,6 +171,7 @@ pub async fn serve(registry: Registry, args: ServeArgs) -> anyhow::Result<ExitCo
     );
     let _ = stop_tx.send(true);
     let _ = running.await;
+    api_task.abort();
     browser.shutdown();
     queue.close().await;
     Ok(ExitCode::SUCCESS)
@@ -368,6 +381,38 @@ pub async fn jobs(command: JobsCommand) -> anyhow::Result<ExitCode> {
             let queue = database.open().await?;
             queue.submit_code(&organisation, &job, &code).await?;
             eprintln!("code handed to the job");
+            queue.close().await;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+pub enum TokensCommand {
+    /// Create a bearer token for an organisation; printed once, stored hashed.
+    Create {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[arg(long)]
+        organisation: String,
+        /// What the token is for (for your records).
+        #[arg(long, default_value = "dashboard")]
+        label: String,
+    },
+}
+
+pub async fn tokens(command: TokensCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        TokensCommand::Create {
+            database,
+            organisation,
+            label,
+        } => {
+            if organisation.trim().is_empty() {
+                bail!("--organisation must not be empty");
+            }
+            let queue = database.open().await?;
+            println!("{}", queue.create_token(&organisation, &label).await?);
             queue.close().await;
         }
     }

@@ -45,6 +45,8 @@ fn serve(db: &str, key: &str, webdriver: &str, portal: &str, log: std::path::Pat
             webdriver,
             "--portal-base",
             portal,
+            "--listen",
+            "127.0.0.1:0",
         ])
         .env("PAIRING_WORKER_KEY", key)
         .env("RUST_LOG", "pairing_worker=trace")

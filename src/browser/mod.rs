@@ -117,6 +117,11 @@ impl Browser {
         }
     }
 
+    /// Whether the WebDriver endpoint accepts connections (readiness checks).
+    pub async fn ready(&self) -> Result<(), BrowserError> {
+        self.check_reachable().await
+    }
+
     async fn check_reachable(&self) -> Result<(), BrowserError> {
         let url = url::Url::parse(&self.endpoint).map_err(|e| BrowserError::Unreachable {
             url: self.endpoint.clone(),

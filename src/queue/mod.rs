@@ -5,6 +5,7 @@
 
 pub mod keys;
 mod model;
+mod tokens;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use zeroize::Zeroizing;
 
 pub use keys::{Key, KeyError, KeyRing};
 pub use model::*;
+pub use tokens::AuditEntry;
 
 use crate::codes::MailboxConfig;
 use crate::outcome::{CodeRequest, Outcome, QueueAction, TwoFactor};
@@ -240,6 +242,12 @@ impl Queue {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// One round trip to the database (readiness checks).
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     /// A database with tables but no migration history is someone else's: never migrate into it.
@@ -567,7 +575,8 @@ impl Queue {
         .collect())
     }
 
-    async fn live_job(&self, account_id: &str) -> Result<Option<Job>, QueueError> {
+    /// The account's queued, running or code-awaiting job, if any.
+    pub async fn live_job(&self, account_id: &str) -> Result<Option<Job>, QueueError> {
         let row = sqlx::query(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs j JOIN accounts a ON a.id = j.account_id \
              WHERE j.account_id = $1 AND j.state IN ('queued', 'running', 'awaiting_code')"
@@ -641,7 +650,7 @@ impl Queue {
         loop {
             self.rescue_expired().await?;
             let now = self.clock.now_ms();
-            let token = new_id();
+            let token = uuid::Uuid::new_v4().simple().to_string(); // unguessable, unlike ids
             let skip_locked = match self.backend {
                 Backend::Postgres => "FOR UPDATE OF j SKIP LOCKED",
                 Backend::Sqlite => "",
@@ -1125,8 +1134,10 @@ fn lease_held(lease: &Lease, rows: u64) -> Result<(), HeartbeatError> {
     }
 }
 
+/// Time-ordered (UUIDv7, monotonic within a process): rows written in the same millisecond still
+/// sort in the order they were written, which the history's "latest" relies on.
 fn new_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    uuid::Uuid::now_v7().simple().to_string()
 }
 
 fn secrets_context(account_id: &str) -> String {

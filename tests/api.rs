@@ -1,0 +1,593 @@
+//! The HTTP API end to end: the dashboard's repair flows against the sandbox portals in real
+//! Chromium, through a SQLite queue and the worker; and every kind of bad request.
+
+#[path = "support/databases.rs"]
+mod databases;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use pairing_worker::api::{ApiState, BODY_LIMIT};
+use pairing_worker::browser::{Browser, BrowserConfig};
+use pairing_worker::provider::Registry;
+use pairing_worker::queue::{Key, KeyRing, Queue, QueueConfig};
+use pairing_worker::sandbox::{AccountChange, Sandbox};
+use pairing_worker::worker::{Worker, WorkerConfig};
+
+const PASSWORD: &str = "Sandbox-Pass-1";
+
+struct Api {
+    base: String,
+    token: String,
+    other_token: String,
+    client: reqwest::Client,
+    sandbox: Arc<Sandbox>,
+    queue: Arc<Queue>,
+    stop: tokio::sync::watch::Sender<bool>,
+    worker: tokio::task::JoinHandle<()>,
+    browser: Browser,
+    _db: databases::TestDatabase,
+}
+
+/// How the dashboard calls: a token, and the acting user with or without credential permission.
+#[derive(Clone, Copy)]
+enum As {
+    Admin,
+    Viewer,
+    OtherOrganisation,
+    Anonymous,
+}
+
+impl Api {
+    async fn start() -> Api {
+        let registry = Arc::new(Registry::from_source_tree().unwrap());
+        let sandbox = Arc::new(Sandbox::from_registry(&registry).unwrap());
+        let (portal, _) = sandbox.clone().serve("127.0.0.1:0").await.unwrap();
+        let db = databases::TestDatabase::sqlite();
+        let keys = KeyRing::parse(&Key::generate_line(), None).unwrap();
+        let queue = Arc::new(
+            Queue::open(&db.url, keys, QueueConfig::default())
+                .await
+                .unwrap(),
+        );
+        let browser = Browser::launch(BrowserConfig::default()).await.unwrap();
+        let config = WorkerConfig {
+            poll_interval: Duration::from_millis(50),
+            portal_base: Some(format!("http://{portal}")),
+            ..WorkerConfig::default()
+        };
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let worker = Worker::new(queue.clone(), registry.clone(), browser.clone(), config);
+        let worker = tokio::spawn(worker.run(stopped));
+        let state = Arc::new(ApiState {
+            queue: queue.clone(),
+            registry,
+            browser: Some(browser.clone()),
+        });
+        let (addr, _) = pairing_worker::api::serve(state, "127.0.0.1:0")
+            .await
+            .unwrap();
+        Api {
+            base: format!("http://{addr}"),
+            token: queue.create_token("org-a", "test").await.unwrap(),
+            other_token: queue.create_token("org-b", "test").await.unwrap(),
+            client: reqwest::Client::new(),
+            sandbox,
+            queue,
+            stop,
+            worker,
+            browser,
+            _db: db,
+        }
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str, who: As) -> reqwest::RequestBuilder {
+        let request = self.client.request(method, format!("{}{path}", self.base));
+        let request = match who {
+            As::Admin | As::Viewer => request.bearer_auth(&self.token),
+            As::OtherOrganisation => request.bearer_auth(&self.other_token),
+            As::Anonymous => request,
+        };
+        match who {
+            As::Admin | As::OtherOrganisation => request
+                .header("X-Acting-User", "owner@restaurant.test")
+                .header("X-Can-Update-Credentials", "true"),
+            As::Viewer => request.header("X-Acting-User", "waiter@restaurant.test"),
+            As::Anonymous => request,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        who: As,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.request(method, path, who);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn create_account(&self, username: &str, password: &str, stores: Value) -> String {
+        let (status, account) = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/accounts",
+                As::Admin,
+                Some(json!({
+                    "provider": "deliveroo",
+                    "credentials": {"username": username, "password": password},
+                    "stores": stores,
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{account}");
+        assert!(!account.to_string().contains(password), "secret echoed");
+        account["id"].as_str().unwrap().to_string()
+    }
+
+    /// Long-polls a job until `done` holds.
+    async fn follow(&self, job: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        let mut after = String::new();
+        loop {
+            let path = format!("/v1/jobs/{job}?wait=10&after={}", urlencode(&after));
+            let (status, current) = self
+                .call(reqwest::Method::GET, &path, As::Admin, None)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{current}");
+            if done(&current) {
+                return current;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "stuck: {current}"
+            );
+            after = current["updated_at"].as_str().unwrap().to_string();
+        }
+    }
+
+    async fn start_job(&self, account: &str, body: Value) -> Value {
+        let path = format!("/v1/accounts/{account}/jobs");
+        let (status, job) = self
+            .call(reqwest::Method::POST, &path, As::Admin, Some(body))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+        job
+    }
+
+    async fn alerts(&self, who: As, lang: &str) -> Vec<Value> {
+        let path = format!("/v1/repair-alerts?lang={lang}");
+        let (status, body) = self.call(reqwest::Method::GET, &path, who, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["alerts"].as_array().unwrap().clone()
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        self.worker.await.unwrap();
+        self.browser.shutdown();
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+fn is_final(job: &Value) -> bool {
+    ["succeeded", "failed", "cancelled"].contains(&job["state"].as_str().unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_after_a_wrong_password_through_a_code_to_paired() {
+    let api = Api::start().await;
+    let username = "merchant.sms@sandbox.test";
+    let stores = json!([{"id": "219384", "location": "Shoreditch", "brand": "Bao & Co"}]);
+    let account = api
+        .create_account(username, "Old-Password-0", json!([]))
+        .await;
+    // The connection breaks: the stored password no longer works.
+    let job = api
+        .start_job(&account, json!({"kind": "recheck", "interactive": false}))
+        .await;
+    let job = api.follow(job["id"].as_str().unwrap(), is_final).await;
+    assert_eq!(job["outcome"], "invalid_credentials/wrong_password");
+    let alerts = api.alerts(As::Admin, "en").await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["prompt"], "reconnect");
+    assert_eq!(alerts[0]["category"], "invalid_credentials");
+    let viewer = api.alerts(As::Viewer, "en").await;
+    assert_eq!(
+        viewer[0]["prompt"], "unauthorized",
+        "no credential form without permission"
+    );
+    // The viewer cannot Reconnect; the owner can.
+    let path = format!("/v1/accounts/{account}/jobs");
+    let reconnect = json!({
+        "kind": "pair",
+        "credentials": {"username": username, "password": PASSWORD},
+    });
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            &path,
+            As::Viewer,
+            Some(reconnect.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let patch = json!({"stores": stores});
+    let (status, _) = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/accounts/{account}"),
+            As::Admin,
+            Some(patch),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let job = api.start_job(&account, reconnect.clone()).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    // A second click while it runs: 409 with the running job.
+    let (status, busy) = api
+        .call(reqwest::Method::POST, &path, As::Admin, Some(reconnect))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(
+        (busy["error"]["code"].as_str(), busy["job"]["id"].as_str()),
+        (Some("account_busy"), Some(id.as_str()))
+    );
+    let waiting = api
+        .follow(&id, |job| job["state"] == "awaiting_code" || is_final(job))
+        .await;
+    assert_eq!(waiting["state"], "awaiting_code", "{waiting}");
+    assert_eq!(waiting["code_request"]["channel"], "sms");
+    let code = api
+        .sandbox
+        .issued_code("deliveroo", username)
+        .expect("code texted");
+    let code_path = format!("/v1/jobs/{id}/code");
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            &code_path,
+            As::Admin,
+            Some(json!({"code": "12"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "code");
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            &code_path,
+            As::OtherOrganisation,
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another organisation cannot submit: {body}"
+    );
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            &code_path,
+            As::Admin,
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let done = api.follow(&id, is_final).await;
+    assert_eq!(
+        (done["state"].as_str(), done["outcome"].as_str()),
+        (Some("succeeded"), Some("paired")),
+        "{done}"
+    );
+    assert!(api.alerts(As::Admin, "en").await.is_empty(), "alert gone");
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            &code_path,
+            As::Admin,
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("not_awaiting_code"))
+    );
+    // Every credential change, login and code submission is audited, never with the secret.
+    let audit = api.queue.audit_log("org-a", 50).await.unwrap();
+    let actions: Vec<_> = audit.iter().map(|e| e.action.as_str()).collect();
+    for expected in [
+        "credentials.create",
+        "credentials.update",
+        "job.pair",
+        "code.submit",
+    ] {
+        assert!(actions.contains(&expected), "{expected} not in {actions:?}");
+    }
+    let text = format!("{audit:?}");
+    assert!(!text.contains(PASSWORD) && !text.contains(&code));
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_steps_then_i_have_completed_these_steps_resolves() {
+    let api = Api::start().await;
+    let username = "inactive@sandbox.test";
+    let stores = json!([{"id": "219391", "location": "King's Cross", "brand": "Bao & Co"}]);
+    let account = api.create_account(username, PASSWORD, json!([])).await;
+    let job = api
+        .start_job(&account, json!({"kind": "recheck", "interactive": false}))
+        .await;
+    api.follow(job["id"].as_str().unwrap(), is_final).await;
+    let (status, _) = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/accounts/{account}"),
+            As::Viewer,
+            Some(json!({"stores": stores})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "stores are not credentials");
+    let alerts = api.alerts(As::Admin, "fr-FR").await;
+    let alert = &alerts[0];
+    assert_eq!(alert["error"], "invalid_store_config/restaurant_inactive");
+    assert_eq!(alert["prompt"], "external_steps");
+    assert_eq!(alert["external_steps"]["language"], "fr");
+    assert!(alert["external_steps"]["steps"][0]
+        .as_str()
+        .unwrap()
+        .contains("Partner Hub"));
+    assert_eq!(alert["impacted_stores"][0]["location"], "King's Cross");
+    assert_eq!(
+        api.alerts(As::Viewer, "en").await[0]["prompt"],
+        "learn_more"
+    );
+    // "I have completed these steps" before doing them: unchanged.
+    let job = api.start_job(&account, json!({"kind": "recheck"})).await;
+    api.follow(job["id"].as_str().unwrap(), is_final).await;
+    assert_eq!(api.alerts(As::Admin, "en").await[0]["recheck"], "unchanged");
+    // The merchant reactivates the site in Partner Hub, then clicks again: resolved.
+    let fixed = AccountChange {
+        scenario: Some("good_login".into()),
+        password: None,
+    };
+    api.sandbox.change_account("deliveroo", username, fixed);
+    let job = api.start_job(&account, json!({"kind": "recheck"})).await;
+    let done = api.follow(job["id"].as_str().unwrap(), is_final).await;
+    assert_eq!(done["outcome"], "paired", "{done}");
+    assert!(api.alerts(As::Admin, "en").await.is_empty());
+    let (_, view) = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/accounts/{account}"),
+            As::Admin,
+            None,
+        )
+        .await;
+    assert_eq!(view["health"]["status"], "healthy", "{view}");
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_errors_and_change_nothing() {
+    use reqwest::Method;
+    let api = Api::start().await;
+    let account = api
+        .create_account("owner@sandbox.test", PASSWORD, json!([]))
+        .await;
+    let code = |body: &Value| {
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+
+    let (status, body) = api
+        .call(Method::GET, "/v1/accounts", As::Anonymous, None)
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "unauthenticated".into())
+    );
+    let response = api
+        .client
+        .get(format!("{}/v1/accounts", api.base))
+        .bearer_auth("pwk_guessed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    let (status, body) = api
+        .call(
+            Method::GET,
+            &format!("/v1/accounts/{account}"),
+            As::OtherOrganisation,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::NOT_FOUND, "not_found".into())
+    );
+    let (status, _) = api
+        .call(
+            Method::POST,
+            &format!("/v1/accounts/{account}/jobs"),
+            As::OtherOrganisation,
+            Some(json!({"kind": "recheck"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "no job for another organisation's account"
+    );
+    let (status, _) = api
+        .call(Method::GET, "/v1/jobs/no-such-job", As::Admin, None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let malformed = api
+        .request(Method::POST, "/v1/accounts", As::Admin)
+        .header("content-type", "application/json")
+        .body("{\"provider\": \"deliveroo\", ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    let body: Value = malformed.json().await.unwrap();
+    assert_eq!(code(&body), "malformed_json");
+
+    let unknown = json!({"provider": "pizzaportal", "credentials": {"username": "u", "password": "Canary-Pw-3"}});
+    let (status, body) = api
+        .call(Method::POST, "/v1/accounts", As::Admin, Some(unknown))
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "unknown_provider".into())
+    );
+    assert_eq!(body["error"]["field"], "provider");
+    assert!(!body.to_string().contains("Canary-Pw-3"));
+
+    let missing = json!({"provider": "deliveroo", "credentials": {"username": "u"}});
+    let (status, body) = api
+        .call(Method::POST, "/v1/accounts", As::Admin, Some(missing))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["field"], "credentials", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("password"),
+        "{body}"
+    );
+
+    let wrong_type = json!({"provider": "deliveroo", "credentials": "Canary-Pw-4"});
+    let (status, body) = api
+        .call(Method::POST, "/v1/accounts", As::Admin, Some(wrong_type))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        !body.to_string().contains("Canary-Pw-4"),
+        "value echoed: {body}"
+    );
+
+    let bad_store = json!({"provider": "deliveroo", "credentials": {"username": "u", "password": "p"}, "stores": [{"id": "a", "location": "x", "brand": "y"}, {"id": "b", "location": 5, "brand": "y"}]});
+    let (status, body) = api
+        .call(Method::POST, "/v1/accounts", As::Admin, Some(bad_store))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["field"], "stores[1].location", "{body}");
+
+    let bad_totp = json!({"provider": "deliveroo", "credentials": {"username": "u", "password": "p"}, "totp_secret": "not base32!"});
+    let (status, body) = api
+        .call(Method::POST, "/v1/accounts", As::Admin, Some(bad_totp))
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("totp_secret"))
+    );
+
+    let huge = json!({"provider": "deliveroo", "credentials": {"username": "u", "password": "x".repeat(BODY_LIMIT)}});
+    let (status, body) = api
+        .call(Method::POST, "/v1/accounts", As::Admin, Some(huge))
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large".into())
+    );
+
+    let viewer_create =
+        json!({"provider": "deliveroo", "credentials": {"username": "u", "password": "p"}});
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/v1/accounts",
+            As::Viewer,
+            Some(viewer_create),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            &format!("/v1/accounts/{account}"),
+            As::Viewer,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, body) = api
+        .call(
+            Method::GET,
+            "/v1/repair-alerts?password=hunter2",
+            As::Admin,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "secret_in_query".into())
+    );
+
+    let (status, body) = api
+        .call(
+            Method::POST,
+            &format!("/v1/accounts/{account}/jobs"),
+            As::Admin,
+            Some(json!({"kind": "pair"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("credentials"))
+    );
+    let (status, body) = api
+        .call(
+            Method::POST,
+            &format!("/v1/accounts/{account}/jobs"),
+            As::Admin,
+            Some(json!({"kind": "dance"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("kind"))
+    );
+
+    // Nothing above created anything.
+    let (_, accounts) = api.call(Method::GET, "/v1/accounts", As::Admin, None).await;
+    assert_eq!(accounts.as_array().unwrap().len(), 1, "{accounts}");
+    assert!(api
+        .queue
+        .jobs_of_account("org-a", &account)
+        .await
+        .unwrap()
+        .is_empty());
+    let (status, ready) = api.call(Method::GET, "/readyz", As::Anonymous, None).await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    api.stop().await;
+}

@@ -13,4 +13,5 @@ pub mod provider;
 pub mod queue;
 pub mod sandbox;
 pub mod secret;
+pub mod webhooks;
 pub mod worker;

@@ -154,7 +154,12 @@ pub async fn serve(registry: Registry, args: ServeArgs) -> anyhow::Result<ExitCo
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let worker = Worker::new(queue.clone(), registry, browser.clone(), config);
-    let running = tokio::spawn(worker.run(stop));
+    let running = tokio::spawn(worker.run(stop.clone()));
+    let webhooks = tokio::spawn(pairing_worker::webhooks::deliver(
+        queue.clone(),
+        pairing_worker::webhooks::DeliveryConfig::default(),
+        stop,
+    ));
     eprintln!(
         "worker ready: {} slots on {}; HTTP API on http://{api_addr}/",
         args.slots,
@@ -171,6 +176,7 @@ pub async fn serve(registry: Registry, args: ServeArgs) -> anyhow::Result<ExitCo
     );
     let _ = stop_tx.send(true);
     let _ = running.await;
+    let _ = webhooks.await;
     api_task.abort();
     browser.shutdown();
     queue.close().await;

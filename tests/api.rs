@@ -61,7 +61,17 @@ impl Api {
         };
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let worker = Worker::new(queue.clone(), registry.clone(), browser.clone(), config);
-        let worker = tokio::spawn(worker.run(stopped));
+        let worker = tokio::spawn(worker.run(stopped.clone()));
+        let deliveries = pairing_worker::webhooks::DeliveryConfig {
+            poll_interval: Duration::from_millis(50),
+            backoff_base: Duration::from_millis(200),
+            ..Default::default()
+        };
+        tokio::spawn(pairing_worker::webhooks::deliver(
+            queue.clone(),
+            deliveries,
+            stopped,
+        ));
         let state = Arc::new(ApiState {
             queue: queue.clone(),
             registry,
@@ -182,6 +192,78 @@ impl Api {
     }
 }
 
+/// The dashboard backend's webhook endpoint: records every delivery, and fails the first one
+/// (so a retry must follow).
+#[derive(Clone, Default)]
+struct Receiver {
+    seen: Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+impl Receiver {
+    async fn start(&self) -> String {
+        use axum::http::{HeaderMap, StatusCode as Status};
+        let receiver = self.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let receiver = receiver.clone();
+                async move {
+                    let signature = headers
+                        .get(pairing_worker::webhooks::SIGNATURE_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    let mut seen = receiver.seen.lock().unwrap();
+                    seen.push((signature, body));
+                    if seen.len() == 1 {
+                        Status::INTERNAL_SERVER_ERROR
+                    } else {
+                        Status::NO_CONTENT
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/hook")
+    }
+
+    /// Waits for an event matching `wanted`; every delivery seen must verify with `secret`.
+    async fn wait_for(&self, secret: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let seen = self.seen.lock().unwrap().clone();
+            for (signature, body) in &seen {
+                let now = chrono::Utc::now().timestamp();
+                let tolerance = Duration::from_secs(300);
+                assert!(
+                    pairing_worker::webhooks::verify(
+                        secret,
+                        signature,
+                        body.as_bytes(),
+                        now,
+                        tolerance
+                    ),
+                    "bad signature on {body}"
+                );
+            }
+            if let Some(event) = seen
+                .iter()
+                .map(|(_, body)| serde_json::from_str::<Value>(body).unwrap())
+                .find(|event| wanted(event))
+            {
+                return event;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no such webhook in {seen:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
@@ -195,6 +277,18 @@ async fn reconnect_after_a_wrong_password_through_a_code_to_paired() {
     let api = Api::start().await;
     let username = "merchant.sms@sandbox.test";
     let stores = json!([{"id": "219384", "location": "Shoreditch", "brand": "Bao & Co"}]);
+    let receiver = Receiver::default();
+    let hook = receiver.start().await;
+    let (status, registered) = api
+        .call(
+            reqwest::Method::PUT,
+            "/v1/webhook",
+            As::Admin,
+            Some(json!({"url": hook})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{registered}");
+    let secret = registered["secret"].as_str().unwrap().to_string();
     let account = api
         .create_account(username, "Old-Password-0", json!([]))
         .await;
@@ -301,6 +395,39 @@ async fn reconnect_after_a_wrong_password_through_a_code_to_paired() {
         "{done}"
     );
     assert!(api.alerts(As::Admin, "en").await.is_empty(), "alert gone");
+    // The dashboard heard it all, signed: the account broke, the job asked for a code, it paired,
+    // the account is healthy again. The first delivery failed and was retried.
+    let unhealthy = receiver
+        .wait_for(&secret, |e| e["type"] == "account.unhealthy")
+        .await;
+    assert_eq!(
+        unhealthy["data"]["health"]["error"],
+        "invalid_credentials/wrong_password"
+    );
+    receiver
+        .wait_for(&secret, |e| {
+            e["type"] == "job.updated" && e["data"]["job"]["state"] == "awaiting_code"
+        })
+        .await;
+    receiver
+        .wait_for(&secret, |e| {
+            e["type"] == "job.updated" && e["data"]["job"]["outcome"] == "paired"
+        })
+        .await;
+    receiver
+        .wait_for(&secret, |e| e["type"] == "account.healthy")
+        .await;
+    let (_, webhook) = api
+        .call(reqwest::Method::GET, "/v1/webhook", As::Admin, None)
+        .await;
+    let deliveries = webhook["deliveries"].as_array().unwrap();
+    let retried = |d: &&Value| d["attempts"].as_i64() >= Some(2) && d["state"] == "delivered";
+    assert!(deliveries.iter().any(|d| retried(&d)), "{webhook}");
+    let all = receiver.seen.lock().unwrap().clone();
+    let leaked = all
+        .iter()
+        .any(|(_, body)| body.contains(PASSWORD) || body.contains(&code));
+    assert!(!leaked, "secret in a webhook");
     let (status, body) = api
         .call(
             reqwest::Method::POST,

@@ -51,6 +51,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/jobs/{id}/code", post(submit_code))
         .route("/v1/jobs/{id}/cancel", post(cancel_job))
         .route("/v1/repair-alerts", get(repair_alerts))
+        .route("/v1/webhook", get(get_webhook).put(set_webhook))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
@@ -612,6 +613,48 @@ async fn repair_alerts(
         }
     }
     Ok(Json(alerts::AlertList { alerts: list }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookBody {
+    pub url: String,
+}
+
+/// Registers the organisation's endpoint and returns its signing secret (shown once).
+async fn set_webhook(
+    State(state): State<Arc<ApiState>>,
+    caller: Caller,
+    JsonBody(body): JsonBody<WebhookBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let url = url::Url::parse(&body.url)
+        .ok()
+        .filter(|url| matches!(url.scheme(), "https" | "http") && url.host().is_some())
+        .ok_or_else(|| ApiError::invalid("url", "must be an absolute http(s) URL"))?;
+    let secret = state
+        .queue
+        .set_webhook(&caller.organisation, url.as_str())
+        .await?;
+    audit(&state, &caller, None, None, "webhook.set", "ok").await;
+    Ok(Json(
+        serde_json::json!({ "url": url.as_str(), "secret": secret }),
+    ))
+}
+
+/// The endpoint and its latest deliveries.
+async fn get_webhook(
+    State(state): State<Arc<ApiState>>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let url = state
+        .queue
+        .webhook_url(&caller.organisation)
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))?;
+    let deliveries = state.queue.deliveries(&caller.organisation, 50).await?;
+    Ok(Json(
+        serde_json::json!({ "url": url, "deliveries": deliveries }),
+    ))
 }
 
 /// Audit rows are best effort: a failed audit write is logged, never a failed request.

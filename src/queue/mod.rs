@@ -6,6 +6,7 @@
 pub mod keys;
 mod model;
 mod tokens;
+mod webhooks;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use zeroize::Zeroizing;
 pub use keys::{Key, KeyError, KeyRing};
 pub use model::*;
 pub use tokens::AuditEntry;
+pub use webhooks::{DeliveryRecord, DueDelivery};
 
 use crate::codes::MailboxConfig;
 use crate::outcome::{CodeRequest, Outcome, QueueAction, TwoFactor};
@@ -294,7 +296,7 @@ impl Queue {
         }
         let used: Vec<String> = sqlx::query(
             "SELECT key_id FROM accounts UNION SELECT key_id FROM job_codes \
-             UNION SELECT key_id FROM encryption_keys",
+             UNION SELECT key_id FROM webhooks UNION SELECT key_id FROM encryption_keys",
         )
         .fetch_all(&self.pool)
         .await?
@@ -310,7 +312,8 @@ impl Queue {
             for id in &unknown {
                 let count: i64 = sqlx::query(
                     "SELECT (SELECT COUNT(*) FROM accounts WHERE key_id = $1) \
-                     + (SELECT COUNT(*) FROM job_codes WHERE key_id = $1)",
+                     + (SELECT COUNT(*) FROM job_codes WHERE key_id = $1) \
+                     + (SELECT COUNT(*) FROM webhooks WHERE key_id = $1)",
                 )
                 .bind(id.as_str())
                 .fetch_one(&self.pool)
@@ -695,6 +698,7 @@ impl Queue {
                     continue;
                 }
             }
+            self.emit_job(&job).await;
             return Ok(Some(Claimed { job, lease }));
         }
     }
@@ -791,6 +795,9 @@ impl Queue {
         .execute(&self.pool)
         .await
         .map_err(QueueError::from)?;
+        if let Some(job) = self.job_by_id(&lease.job).await? {
+            self.emit_job(&job).await;
+        }
         Ok(())
     }
 
@@ -896,7 +903,7 @@ impl Queue {
     /// Cancels a live job. A worker running it loses its lease and stops at its next heartbeat.
     pub async fn cancel(&self, organisation: &str, job_id: &str) -> Result<Job, QueueError> {
         let now = self.clock.now_ms();
-        sqlx::query(
+        let cancelled = sqlx::query(
             "UPDATE jobs SET state = 'cancelled', lease_token = NULL, code_request = NULL, code_verdict = NULL, \
              finished_at = $1, updated_at = $1 \
              WHERE id = $2 AND state IN ('queued', 'running', 'awaiting_code') \
@@ -906,14 +913,21 @@ impl Queue {
         .bind(job_id)
         .bind(organisation)
         .execute(&self.pool)
-        .await?;
+        .await?
+        .rows_affected()
+            == 1;
         sqlx::query("DELETE FROM job_codes WHERE job_id = $1")
             .bind(job_id)
             .execute(&self.pool)
             .await?;
-        self.job(organisation, job_id)
+        let job = self
+            .job(organisation, job_id)
             .await?
-            .ok_or_else(|| QueueError::UnknownJob(job_id.to_string()))
+            .ok_or_else(|| QueueError::UnknownJob(job_id.to_string()))?;
+        if cancelled {
+            self.emit_job(&job).await;
+        }
+        Ok(job)
     }
 
     /// Records how a run ended; the outcome table decides whether the job is final or retried.
@@ -967,13 +981,48 @@ impl Queue {
         .await
         .map_err(QueueError::from)?;
         lease_held(lease, done.rows_affected())?;
-        if let Some(outcome) = outcome {
-            self.record_outcome(&job, outcome, report, now).await?;
-        }
-        Ok(self
+        let change = match outcome {
+            Some(outcome) => self.record_outcome(&job, outcome, report, now).await?,
+            None => None,
+        };
+        let finished = self
             .job_by_id(&lease.job)
             .await?
-            .ok_or_else(|| QueueError::UnknownJob(lease.job.clone()))?)
+            .ok_or_else(|| QueueError::UnknownJob(lease.job.clone()))?;
+        self.emit_job(&finished).await;
+        let health_event = match change {
+            Some(Change::Broke | Change::Changed) => Some("account.unhealthy"),
+            Some(Change::Resolved) => Some("account.healthy"),
+            _ => None,
+        };
+        if let Some(event) = health_event {
+            let health = self.health(&job.account_id).await?;
+            let data = serde_json::json!({ "account_id": job.account_id, "health": health });
+            if let Err(error) = self.emit(&job.organisation, event, data).await {
+                tracing::warn!(%error, "webhook event not queued");
+            }
+        }
+        Ok(finished)
+    }
+
+    /// Queues a `job.updated` webhook event (best effort: the job's own write already happened).
+    async fn emit_job(&self, job: &Job) {
+        let data = serde_json::json!({
+            "job": {
+                "id": job.id,
+                "account_id": job.account_id,
+                "provider": job.provider,
+                "kind": job.kind,
+                "state": job.state,
+                "outcome": job.outcome.map(|o| o.to_string()),
+                "code_request": job.code_request,
+                "code_verdict": job.code_verdict.map(|o| o.to_string()),
+                "updated_at": job.updated_at,
+            }
+        });
+        if let Err(error) = self.emit(&job.organisation, "job.updated", data).await {
+            tracing::warn!(%error, "webhook event not queued");
+        }
     }
 
     /// What an outcome does to its account: lockout guards, the pending-code block, history.
@@ -983,7 +1032,7 @@ impl Queue {
         outcome: Outcome,
         report: Option<&serde_json::Value>,
         now: i64,
-    ) -> Result<(), QueueError> {
+    ) -> Result<Option<Change>, QueueError> {
         let decision = outcome.decision();
         if decision.failed_login {
             sqlx::query("INSERT INTO login_failures (account_id, job_id, at) VALUES ($1, $2, $3)")
@@ -1014,7 +1063,7 @@ impl Queue {
         .execute(&self.pool)
         .await?;
         if decision.queue == QueueAction::RetryWithBackoff {
-            return Ok(()); // not a verdict on the account yet
+            return Ok(None); // not a verdict on the account yet
         }
         let previous = self.history(&job.account_id, 1).await?.pop();
         let change = Change::between(previous.as_ref().map(|h| h.outcome), outcome);
@@ -1032,7 +1081,7 @@ impl Queue {
         .bind(change.as_ref())
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(Some(change))
     }
 
     /// The account's latest `limit` verdicts, oldest first.
@@ -1086,6 +1135,27 @@ impl Queue {
             .await?;
             rotated += done.rows_affected();
         }
+        let rows =
+            sqlx::query("SELECT organisation, secret, key_id FROM webhooks WHERE key_id <> $1")
+                .bind(&current.id)
+                .fetch_all(&self.pool)
+                .await?;
+        for row in rows {
+            let (organisation, sealed, key_id): (String, String, String) =
+                (row.get(0), row.get(1), row.get(2));
+            let context = format!("webhook:{organisation}");
+            let plain = self.keys.open(&key_id, &sealed, &context)?;
+            let done = sqlx::query(
+                "UPDATE webhooks SET secret = $1, key_id = $2 WHERE organisation = $3 AND key_id = $4",
+            )
+            .bind(current.seal(&plain, &context))
+            .bind(&current.id)
+            .bind(&organisation)
+            .bind(&key_id)
+            .execute(&self.pool)
+            .await?;
+            rotated += done.rows_affected();
+        }
         let rows = sqlx::query("SELECT job_id, code, key_id FROM job_codes WHERE key_id <> $1")
             .bind(&current.id)
             .fetch_all(&self.pool)
@@ -1111,16 +1181,15 @@ impl Queue {
 
     /// Key ids still referenced by stored secrets.
     pub async fn key_ids_in_use(&self) -> Result<Vec<String>, QueueError> {
-        Ok(
-            sqlx::query(
-                "SELECT key_id FROM accounts UNION SELECT key_id FROM job_codes ORDER BY 1",
-            )
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| row.get(0))
-            .collect(),
+        Ok(sqlx::query(
+            "SELECT key_id FROM accounts UNION SELECT key_id FROM job_codes \
+             UNION SELECT key_id FROM webhooks ORDER BY 1",
         )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect())
     }
 }
 

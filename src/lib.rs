@@ -8,6 +8,7 @@ pub mod browser;
 pub mod codes;
 pub mod engine;
 pub mod fixtures;
+pub mod metrics;
 pub mod outcome;
 pub mod provider;
 pub mod queue;

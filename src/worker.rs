@@ -229,6 +229,7 @@ impl Worker {
         self.logins.until_key_ready(&job.provider).await;
         let rate_wait = waited.elapsed();
         if rate_wait > Duration::from_millis(5) {
+            crate::metrics::METRICS.rate_limit_waited(rate_wait);
             tracing::info!(
                 ms = rate_wait.as_millis() as u64,
                 "waited for the provider's login rate limit"
@@ -250,6 +251,8 @@ impl Worker {
             expected_stores: account.stores.iter().map(|s| s.id.clone()).collect(),
             ..self.config.pairing.clone()
         };
+        let started = std::time::Instant::now();
+        crate::metrics::METRICS.session_opened();
         let result = pair_in_new_session(
             &self.browser,
             &spec,
@@ -258,6 +261,8 @@ impl Worker {
             &options,
         )
         .await;
+        crate::metrics::METRICS.session_closed();
+        crate::metrics::METRICS.pairing_finished(started.elapsed());
         codes.close().await;
         if let Some(bridge) = bridge {
             bridge.abort();

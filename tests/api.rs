@@ -423,6 +423,22 @@ async fn reconnect_after_a_wrong_password_through_a_code_to_paired() {
     let deliveries = webhook["deliveries"].as_array().unwrap();
     let retried = |d: &&Value| d["attempts"].as_i64() >= Some(2) && d["state"] == "delivered";
     assert!(deliveries.iter().any(|d| retried(&d)), "{webhook}");
+    let (status, metrics) = api
+        .call(reqwest::Method::GET, "/metrics", As::Anonymous, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let metrics = metrics.as_str().unwrap().to_string();
+    for line in [
+        "pairing_jobs_finished_total{provider=\"deliveroo\",outcome=\"paired\"} 1",
+        "pairing_jobs_finished_total{provider=\"deliveroo\",outcome=\"invalid_credentials/wrong_password\"} 1",
+        "# TYPE pairing_browser_sessions_open gauge",
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
+    assert!(
+        metrics.contains("pairing_duration_seconds_count"),
+        "{metrics}"
+    );
     let all = receiver.seen.lock().unwrap().clone();
     let leaked = all
         .iter()

@@ -39,6 +39,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/v1/accounts", get(list_accounts).post(create_account))
         .route(
             "/v1/accounts/{id}",
@@ -165,6 +166,11 @@ async fn readyz(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
             "webdriver": report(&webdriver),
         })),
     )
+}
+
+async fn metrics(State(state): State<Arc<ApiState>>) -> Result<impl IntoResponse, ApiError> {
+    let text = crate::metrics::render(&state.queue).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
 
 #[derive(Deserialize)]

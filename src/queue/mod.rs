@@ -647,6 +647,20 @@ impl Queue {
             .collect()
     }
 
+    /// Finished runs by provider and outcome (`error` for runs that ended without one).
+    pub async fn outcome_counts(&self) -> Result<Vec<(String, String, i64)>, QueueError> {
+        Ok(sqlx::query(
+            "SELECT a.provider, COALESCE(j.outcome, 'error'), COUNT(*) FROM jobs j \
+             JOIN accounts a ON a.id = j.account_id WHERE j.finished_at IS NOT NULL \
+             GROUP BY a.provider, COALESCE(j.outcome, 'error') ORDER BY 1, 2",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect())
+    }
+
     /// Takes the next ready job under a fresh lease. Expired leases are rescued first; a claimed
     /// re-check whose account may no longer be logged into automatically fails at once.
     pub async fn claim(&self, worker: &str) -> Result<Option<Claimed>, QueueError> {

@@ -8,6 +8,8 @@ command -v chromedriver >/dev/null 2>&1 || need+=(chromium chromium-driver)
 [ -x /usr/bin/chromium ] || [ -x /usr/bin/chromium-browser ] || need+=(chromium)
 command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# The API fuzzer (schemathesis) is installed from PyPI into a virtualenv.
+python3 -m venv --help >/dev/null 2>&1 || need+=(python3 python3-venv)
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "install-deps: no Rust toolchain (cargo) found; install one with rustup (https://rustup.rs), then rerun" >&2

@@ -6,4 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
+python3 scripts/gen-openapi.py --check
 cargo test --all-targets
+# The HTTP API fuzzed from its own OpenAPI document: zero 5xx.
+scripts/fuzz-api.sh

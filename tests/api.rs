@@ -734,3 +734,36 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     assert_eq!(status, StatusCode::OK, "{ready}");
     api.stop().await;
 }
+
+/// Every operation the OpenAPI document describes is routed, and the document is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_the_routes_there_are() {
+    let api = Api::start().await;
+    let (status, doc) = api
+        .call(reqwest::Method::GET, "/openapi.json", As::Anonymous, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 12, "{}", paths.len());
+    for (path, operations) in paths {
+        for method in operations.as_object().unwrap().keys() {
+            let method: reqwest::Method = method.to_uppercase().parse().unwrap();
+            let concrete = path.replace("{id}", "no-such-id");
+            let response = api
+                .request(method.clone(), &concrete, As::Admin)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let body = response.text().await.unwrap();
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert!(
+                !body.contains("no such route"),
+                "{method} {path} is not routed"
+            );
+        }
+    }
+    api.stop().await;
+}

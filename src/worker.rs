@@ -183,11 +183,31 @@ impl Worker {
         heartbeat.abort();
         let Some(result) = result else { return };
         match self.queue.finish(&lease, result).await {
-            Ok(job) => tracing::info!(
-                state = job.state.as_ref(),
-                outcome = job.outcome.map(|o| o.to_string()),
-                "job finished"
-            ),
+            Ok(finished) => {
+                tracing::info!(
+                    state = finished.state.as_ref(),
+                    outcome = finished.outcome.map(|o| o.to_string()),
+                    "job finished"
+                );
+                // Every login attempt is audited with how it ended (never with what was typed).
+                let how = finished
+                    .outcome
+                    .map(|o| o.to_string())
+                    .or(finished.error.clone())
+                    .unwrap_or_default();
+                let actor = format!("worker:{}", self.config.worker_id);
+                let audited = self.queue.audit(
+                    &job.organisation,
+                    &actor,
+                    Some(&job.account_id),
+                    Some(&job.id),
+                    "login",
+                    &how,
+                );
+                if let Err(error) = audited.await {
+                    tracing::warn!(%error, "audit row not written");
+                }
+            }
             Err(error) => tracing::warn!(%error, "result not recorded"),
         }
     }

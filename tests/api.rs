@@ -463,6 +463,7 @@ async fn reconnect_after_a_wrong_password_through_a_code_to_paired() {
         "credentials.create",
         "credentials.update",
         "job.pair",
+        "login",
         "code.submit",
     ] {
         assert!(actions.contains(&expected), "{expected} not in {actions:?}");

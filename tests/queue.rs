@@ -621,6 +621,14 @@ async fn recheck_results_and_health(f: Fixture) {
         Health::Healthy { .. }
     ));
     assert_eq!(f.queue.history(&a, 10).await.unwrap().len(), 4);
+    // The organisation-wide query agrees with the per-account one.
+    let other = account(&f.queue, ORG).await;
+    run_to(&f, &other, JobKind::Recheck, INACTIVE).await;
+    let healths = f.queue.healths(ORG).await.unwrap();
+    assert_eq!(healths.len(), 2);
+    for id in [&a, &other] {
+        assert_eq!(healths[id.as_str()], f.queue.health(id).await.unwrap());
+    }
 }
 
 async fn organisations_never_see_each_other(f: Fixture) {

@@ -276,11 +276,17 @@ async fn list_accounts(
     State(state): State<Arc<ApiState>>,
     caller: Caller,
 ) -> Result<Json<Vec<AccountView>>, ApiError> {
-    let mut out = Vec::new();
-    for account in state.queue.accounts(&caller.organisation).await? {
-        out.push(view(&state.queue, account).await?);
-    }
-    Ok(Json(out))
+    let mut healths = state.queue.healths(&caller.organisation).await?;
+    let accounts = state.queue.accounts(&caller.organisation).await?;
+    Ok(Json(
+        accounts
+            .into_iter()
+            .map(|account| AccountView {
+                health: healths.remove(&account.id).unwrap_or(Health::Unknown),
+                account,
+            })
+            .collect(),
+    ))
 }
 
 async fn create_account(
@@ -611,14 +617,17 @@ async fn repair_alerts(
 ) -> Result<Json<alerts::AlertList>, ApiError> {
     let lang = query.lang.unwrap_or_else(|| "en".into());
     let mut list = Vec::new();
+    let healths = state.queue.healths(&caller.organisation).await?;
+    let live = state.queue.live_jobs(&caller.organisation).await?;
     for account in state.queue.accounts(&caller.organisation).await? {
-        let health = state.queue.health(&account.id).await?;
-        let live = state.queue.live_job(&account.id).await?;
+        let Some(health) = healths.get(&account.id) else {
+            continue; // never checked: nothing to repair yet
+        };
         let spec = state.registry.get(&account.provider).ok();
         if let Some(alert) = alerts::alert_for(
             &account,
-            &health,
-            live.as_ref(),
+            health,
+            live.get(&account.id),
             spec.as_deref(),
             caller.may_update_credentials,
             &lang,

@@ -1119,6 +1119,53 @@ impl Queue {
         Ok(rows)
     }
 
+    /// Every account's health in one organisation, from one query (the alerts page).
+    pub async fn healths(
+        &self,
+        organisation: &str,
+    ) -> Result<std::collections::HashMap<String, Health>, QueueError> {
+        let rows = sqlx::query(
+            "SELECT account_id, job_id, kind, at, outcome, previous, change FROM ( \
+               SELECT h.*, ROW_NUMBER() OVER ( \
+                 PARTITION BY h.account_id ORDER BY h.at DESC, h.id DESC) AS recent \
+               FROM account_history h JOIN accounts a ON a.id = h.account_id \
+               WHERE a.organisation = $1) latest \
+             WHERE recent <= 200 ORDER BY account_id, at, id",
+        )
+        .bind(organisation)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut histories: std::collections::HashMap<String, Vec<HistoryEntry>> =
+            std::collections::HashMap::new();
+        for row in &rows {
+            histories
+                .entry(row.get("account_id"))
+                .or_default()
+                .push(history_from_row(row)?);
+        }
+        Ok(histories
+            .into_iter()
+            .map(|(account, history)| (account, Health::from_history(&history)))
+            .collect())
+    }
+
+    /// Every live job of one organisation, by account.
+    pub async fn live_jobs(
+        &self,
+        organisation: &str,
+    ) -> Result<std::collections::HashMap<String, Job>, QueueError> {
+        sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs j JOIN accounts a ON a.id = j.account_id \
+             WHERE a.organisation = $1 AND j.state IN ('queued', 'running', 'awaiting_code')"
+        ))
+        .bind(organisation)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| job_from_row(row).map(|job| (job.account_id.clone(), job)))
+        .collect()
+    }
+
     /// Healthy, or needing attention since the first failure after the last success.
     pub async fn health(&self, account_id: &str) -> Result<Health, QueueError> {
         Ok(Health::from_history(&self.history(account_id, 200).await?))

@@ -977,6 +977,8 @@ impl Queue {
         } else {
             (JobState::Failed, now, Some(now))
         };
+        // One transaction: nobody sees the job final without its history and account effects.
+        let mut tx = self.pool.begin().await.map_err(QueueError::from)?;
         let done = sqlx::query(
             "UPDATE jobs SET state = $1, run_at = $2, finished_at = $3, outcome = $4, result = $5, \
              error = $6, lease_token = NULL, code_request = NULL, code_verdict = NULL, updated_at = $7 \
@@ -991,14 +993,18 @@ impl Queue {
         .bind(now)
         .bind(&lease.job)
         .bind(&lease.token)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(QueueError::from)?;
         lease_held(lease, done.rows_affected())?;
         let change = match outcome {
-            Some(outcome) => self.record_outcome(&job, outcome, report, now).await?,
+            Some(outcome) => {
+                self.record_outcome(&mut tx, &job, outcome, report, now)
+                    .await?
+            }
             None => None,
         };
+        tx.commit().await.map_err(QueueError::from)?;
         let finished = self
             .job_by_id(&lease.job)
             .await?
@@ -1042,6 +1048,7 @@ impl Queue {
     /// What an outcome does to its account: lockout guards, the pending-code block, history.
     async fn record_outcome(
         &self,
+        conn: &mut sqlx::AnyConnection,
         job: &Job,
         outcome: Outcome,
         report: Option<&serde_json::Value>,
@@ -1053,7 +1060,7 @@ impl Queue {
                 .bind(&job.account_id)
                 .bind(&job.id)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&mut *conn)
                 .await?;
         }
         let rejected = matches!(outcome, Outcome::InvalidCredentials(_));
@@ -1074,13 +1081,22 @@ impl Queue {
         .bind(i64::from(rejected))
         .bind(job.credentials_version)
         .bind(&job.account_id)
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         if decision.queue == QueueAction::RetryWithBackoff {
             return Ok(None); // not a verdict on the account yet
         }
-        let previous = self.history(&job.account_id, 1).await?.pop();
-        let change = Change::between(previous.as_ref().map(|h| h.outcome), outcome);
+        let previous: Option<Outcome> = sqlx::query(
+            "SELECT outcome FROM account_history WHERE account_id = $1 \
+             ORDER BY at DESC, id DESC LIMIT 1",
+        )
+        .bind(&job.account_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|row| row.get::<String, _>(0).parse())
+        .transpose()
+        .map_err(|_| QueueError::Corrupt("history outcome".into()))?;
+        let change = Change::between(previous, outcome);
         sqlx::query(
             "INSERT INTO account_history (id, account_id, job_id, kind, at, outcome, previous, change) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -1091,9 +1107,9 @@ impl Queue {
         .bind(job.kind.as_ref())
         .bind(now)
         .bind(outcome.to_string())
-        .bind(previous.map(|h| h.outcome.to_string()))
+        .bind(previous.map(|o| o.to_string()))
         .bind(change.as_ref())
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         Ok(Some(change))
     }
@@ -1174,68 +1190,38 @@ impl Queue {
     /// Re-encrypts every secret not under the current key. Safe to re-run; each row is its own
     /// statement, guarded on the key id it read.
     pub async fn rotate_keys(&self) -> Result<u64, QueueError> {
+        // (table, row key column, sealed column, associated-data prefix)
+        const SEALED: [(&str, &str, &str, &str); 3] = [
+            ("accounts", "id", "secrets", "account"),
+            ("job_codes", "job_id", "code", "job-code"),
+            ("webhooks", "organisation", "secret", "webhook"),
+        ];
         let current = &self.keys.current;
         let mut rotated = 0;
-        let rows = sqlx::query("SELECT id, secrets, key_id FROM accounts WHERE key_id <> $1")
+        for (table, key, sealed_column, prefix) in SEALED {
+            let rows = sqlx::query(&format!(
+                "SELECT {key}, {sealed_column}, key_id FROM {table} WHERE key_id <> $1"
+            ))
             .bind(&current.id)
             .fetch_all(&self.pool)
             .await?;
-        for row in rows {
-            let (id, sealed, key_id): (String, String, String) =
-                (row.get(0), row.get(1), row.get(2));
-            let context = secrets_context(&id);
-            let plain = self.keys.open(&key_id, &sealed, &context)?;
-            let done = sqlx::query(
-                "UPDATE accounts SET secrets = $1, key_id = $2 WHERE id = $3 AND key_id = $4",
-            )
-            .bind(current.seal(&plain, &context))
-            .bind(&current.id)
-            .bind(&id)
-            .bind(&key_id)
-            .execute(&self.pool)
-            .await?;
-            rotated += done.rows_affected();
-        }
-        let rows =
-            sqlx::query("SELECT organisation, secret, key_id FROM webhooks WHERE key_id <> $1")
+            for row in rows {
+                let (id, sealed, key_id): (String, String, String) =
+                    (row.get(0), row.get(1), row.get(2));
+                let context = format!("{prefix}:{id}");
+                let plain = self.keys.open(&key_id, &sealed, &context)?;
+                let done = sqlx::query(&format!(
+                    "UPDATE {table} SET {sealed_column} = $1, key_id = $2 \
+                     WHERE {key} = $3 AND key_id = $4"
+                ))
+                .bind(current.seal(&plain, &context))
                 .bind(&current.id)
-                .fetch_all(&self.pool)
+                .bind(&id)
+                .bind(&key_id)
+                .execute(&self.pool)
                 .await?;
-        for row in rows {
-            let (organisation, sealed, key_id): (String, String, String) =
-                (row.get(0), row.get(1), row.get(2));
-            let context = format!("webhook:{organisation}");
-            let plain = self.keys.open(&key_id, &sealed, &context)?;
-            let done = sqlx::query(
-                "UPDATE webhooks SET secret = $1, key_id = $2 WHERE organisation = $3 AND key_id = $4",
-            )
-            .bind(current.seal(&plain, &context))
-            .bind(&current.id)
-            .bind(&organisation)
-            .bind(&key_id)
-            .execute(&self.pool)
-            .await?;
-            rotated += done.rows_affected();
-        }
-        let rows = sqlx::query("SELECT job_id, code, key_id FROM job_codes WHERE key_id <> $1")
-            .bind(&current.id)
-            .fetch_all(&self.pool)
-            .await?;
-        for row in rows {
-            let (id, sealed, key_id): (String, String, String) =
-                (row.get(0), row.get(1), row.get(2));
-            let context = code_context(&id);
-            let plain = self.keys.open(&key_id, &sealed, &context)?;
-            let done = sqlx::query(
-                "UPDATE job_codes SET code = $1, key_id = $2 WHERE job_id = $3 AND key_id = $4",
-            )
-            .bind(current.seal(&plain, &context))
-            .bind(&current.id)
-            .bind(&id)
-            .bind(&key_id)
-            .execute(&self.pool)
-            .await?;
-            rotated += done.rows_affected();
+                rotated += done.rows_affected();
+            }
         }
         Ok(rotated)
     }

@@ -3,6 +3,8 @@
 
 #[path = "support/databases.rs"]
 mod databases;
+#[path = "support/rig.rs"]
+mod rig;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,11 +13,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use pairing_worker::api::{ApiState, BODY_LIMIT};
-use pairing_worker::browser::{Browser, BrowserConfig};
-use pairing_worker::provider::Registry;
-use pairing_worker::queue::{Key, KeyRing, Queue, QueueConfig};
-use pairing_worker::sandbox::{AccountChange, Sandbox};
-use pairing_worker::worker::{Worker, WorkerConfig};
+use pairing_worker::sandbox::AccountChange;
 
 const PASSWORD: &str = "Sandbox-Pass-1";
 
@@ -24,12 +22,14 @@ struct Api {
     token: String,
     other_token: String,
     client: reqwest::Client,
-    sandbox: Arc<Sandbox>,
-    queue: Arc<Queue>,
-    stop: tokio::sync::watch::Sender<bool>,
-    worker: tokio::task::JoinHandle<()>,
-    browser: Browser,
-    _db: databases::TestDatabase,
+    rig: rig::Rig,
+}
+
+impl std::ops::Deref for Api {
+    type Target = rig::Rig;
+    fn deref(&self) -> &rig::Rig {
+        &self.rig
+    }
 }
 
 /// How the dashboard calls: a token, and the acting user with or without credential permission.
@@ -42,55 +42,31 @@ enum As {
 }
 
 impl Api {
+    /// The rig, plus webhook delivery (fast retries) and the API on a free port.
     async fn start() -> Api {
-        let registry = Arc::new(Registry::from_source_tree().unwrap());
-        let sandbox = Arc::new(Sandbox::from_registry(&registry).unwrap());
-        let (portal, _) = sandbox.clone().serve("127.0.0.1:0").await.unwrap();
-        let db = databases::TestDatabase::sqlite();
-        let keys = KeyRing::parse(&Key::generate_line(), None).unwrap();
-        let queue = Arc::new(
-            Queue::open(&db.url, keys, QueueConfig::default())
-                .await
-                .unwrap(),
-        );
-        let browser = Browser::launch(BrowserConfig::default()).await.unwrap();
-        let config = WorkerConfig {
-            poll_interval: Duration::from_millis(50),
-            portal_base: Some(format!("http://{portal}")),
-            ..WorkerConfig::default()
-        };
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let worker = Worker::new(queue.clone(), registry.clone(), browser.clone(), config);
-        let worker = tokio::spawn(worker.run(stopped.clone()));
+        let rig = rig::Rig::start().await;
         let deliveries = pairing_worker::webhooks::DeliveryConfig {
             poll_interval: Duration::from_millis(50),
             backoff_base: Duration::from_millis(200),
             ..Default::default()
         };
-        tokio::spawn(pairing_worker::webhooks::deliver(
-            queue.clone(),
-            deliveries,
-            stopped,
-        ));
+        let delivering =
+            pairing_worker::webhooks::deliver(rig.queue.clone(), deliveries, rig.stopped.clone());
+        tokio::spawn(delivering);
         let state = Arc::new(ApiState {
-            queue: queue.clone(),
-            registry,
-            browser: Some(browser.clone()),
+            queue: rig.queue.clone(),
+            registry: rig.registry.clone(),
+            browser: Some(rig.browser.clone()),
         });
         let (addr, _) = pairing_worker::api::serve(state, "127.0.0.1:0")
             .await
             .unwrap();
         Api {
             base: format!("http://{addr}"),
-            token: queue.create_token("org-a", "test").await.unwrap(),
-            other_token: queue.create_token("org-b", "test").await.unwrap(),
+            token: rig.queue.create_token("org-a", "test").await.unwrap(),
+            other_token: rig.queue.create_token("org-b", "test").await.unwrap(),
             client: reqwest::Client::new(),
-            sandbox,
-            queue,
-            stop,
-            worker,
-            browser,
-            _db: db,
+            rig,
         }
     }
 
@@ -186,9 +162,7 @@ impl Api {
     }
 
     async fn stop(self) {
-        self.stop.send(true).unwrap();
-        self.worker.await.unwrap();
-        self.browser.shutdown();
+        self.rig.stop().await;
     }
 }
 

@@ -757,27 +757,23 @@ async fn wrong_or_missing_key_is_refused_before_anything_is_read(f: Fixture) {
     let id = f.key_line.split(':').next().unwrap();
     let other = Key::generate_line();
     let impostor = format!("{id}:{}", other.split_once(':').unwrap().1);
-    let error = Queue::open(
-        &f.db.url,
-        KeyRing::parse(&impostor, None).unwrap(),
-        QueueConfig::default(),
-    )
-    .await
-    .err()
-    .expect("wrong key refused");
+    let refused = |line: String| {
+        let url = f.db.url.clone();
+        async move {
+            let ring = KeyRing::parse(&line, None).unwrap();
+            Queue::open(&url, ring, QueueConfig::default())
+                .await
+                .err()
+                .expect("refused")
+        }
+    };
+    let error = refused(impostor).await;
     assert!(
         matches!(error, QueueError::Key(KeyError::WrongKey(_))),
         "{error}"
     );
     // A new key without the old one: the old secrets would be unreadable.
-    let error = Queue::open(
-        &f.db.url,
-        KeyRing::parse(&other, None).unwrap(),
-        QueueConfig::default(),
-    )
-    .await
-    .err()
-    .expect("unknown key ids refused");
+    let error = refused(other).await;
     assert!(
         matches!(error, QueueError::Key(KeyError::UnknownKeyIds(_))),
         "{error}"

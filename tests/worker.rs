@@ -4,25 +4,22 @@
 
 #[path = "support/databases.rs"]
 mod databases;
+#[path = "support/rig.rs"]
+mod rig;
 
 use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 
-use pairing_worker::browser::{Browser, BrowserConfig};
 use pairing_worker::outcome::{InvalidCredentials, Outcome, StoreConfig, TwoFactor};
-use pairing_worker::provider::Registry;
 use pairing_worker::queue::{
-    AccountSecrets, AccountUpdate, Change, CodeError, Job, JobKind, JobState, Key, KeyRing,
-    NewAccount, Queue, QueueConfig, SubmitError,
+    AccountSecrets, AccountUpdate, Change, CodeError, Job, JobKind, JobState, NewAccount,
+    SubmitError,
 };
-use pairing_worker::sandbox::{AccountChange, Sandbox};
+use pairing_worker::sandbox::AccountChange;
 use pairing_worker::secret::Credentials;
-use pairing_worker::worker::{Worker, WorkerConfig};
-
-use databases::TestDatabase;
 
 const ORG: &str = "org-sandbox";
 const SANDBOX_PASSWORD: &str = "Sandbox-Pass-1";
@@ -59,45 +56,24 @@ fn assert_not_logged(secrets: &[&str]) {
     }
 }
 
-struct Rig {
-    queue: Arc<Queue>,
-    sandbox: Arc<Sandbox>,
-    stop: tokio::sync::watch::Sender<bool>,
-    worker: tokio::task::JoinHandle<()>,
-    browser: Browser,
-    _db: TestDatabase,
+/// The shared rig, with this file's log capture installed first.
+struct Rig(rig::Rig);
+
+impl std::ops::Deref for Rig {
+    type Target = rig::Rig;
+    fn deref(&self) -> &rig::Rig {
+        &self.0
+    }
 }
 
 impl Rig {
     async fn start() -> Rig {
         logs();
-        let registry = Arc::new(Registry::from_source_tree().unwrap());
-        let sandbox = Arc::new(Sandbox::from_registry(&registry).unwrap());
-        let (addr, _) = sandbox.clone().serve("127.0.0.1:0").await.unwrap();
-        let db = TestDatabase::sqlite();
-        let keys = KeyRing::parse(&Key::generate_line(), None).unwrap();
-        let queue = Arc::new(
-            Queue::open(&db.url, keys, QueueConfig::default())
-                .await
-                .unwrap(),
-        );
-        let browser = Browser::launch(BrowserConfig::default()).await.unwrap();
-        let config = WorkerConfig {
-            poll_interval: Duration::from_millis(50),
-            portal_base: Some(format!("http://{addr}")),
-            ..WorkerConfig::default()
-        };
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let worker = Worker::new(queue.clone(), registry, browser.clone(), config);
-        let worker = tokio::spawn(worker.run(stopped));
-        Rig {
-            queue,
-            sandbox,
-            stop,
-            worker,
-            browser,
-            _db: db,
-        }
+        Rig(rig::Rig::start().await)
+    }
+
+    async fn stop(self) {
+        self.0.stop().await;
     }
 
     async fn account(&self, provider: &str, username: &str, password: &str) -> String {
@@ -143,12 +119,6 @@ impl Rig {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-
-    async fn stop(self) {
-        self.stop.send(true).unwrap();
-        self.worker.await.unwrap();
-        self.browser.shutdown();
     }
 }
 

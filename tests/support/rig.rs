@@ -1,0 +1,66 @@
+//! A running product for end-to-end tests: the sandbox portals, a SQLite queue, a local
+//! chromedriver and the worker polling every 50 ms. `stop` ends the worker and the browser.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pairing_worker::browser::{Browser, BrowserConfig};
+use pairing_worker::provider::Registry;
+use pairing_worker::queue::{Key, KeyRing, Queue, QueueConfig};
+use pairing_worker::sandbox::Sandbox;
+use pairing_worker::worker::{Worker, WorkerConfig};
+
+use super::databases::TestDatabase;
+
+pub struct Rig {
+    pub queue: Arc<Queue>,
+    pub sandbox: Arc<Sandbox>,
+    pub registry: Arc<Registry>,
+    pub browser: Browser,
+    /// Turns true when the rig stops: give it to other loops (webhook delivery).
+    pub stopped: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Sender<bool>,
+    worker: tokio::task::JoinHandle<()>,
+    _db: TestDatabase,
+}
+
+impl Rig {
+    pub async fn start() -> Rig {
+        let registry = Arc::new(Registry::from_source_tree().unwrap());
+        let sandbox = Arc::new(Sandbox::from_registry(&registry).unwrap());
+        let (portal, _) = sandbox.clone().serve("127.0.0.1:0").await.unwrap();
+        let db = TestDatabase::sqlite();
+        let keys = KeyRing::parse(&Key::generate_line(), None).unwrap();
+        let queue = Queue::open(&db.url, keys, QueueConfig::default())
+            .await
+            .unwrap();
+        let queue = Arc::new(queue);
+        let browser = Browser::launch(BrowserConfig::default()).await.unwrap();
+        let config = WorkerConfig {
+            poll_interval: Duration::from_millis(50),
+            portal_base: Some(format!("http://{portal}")),
+            ..WorkerConfig::default()
+        };
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let worker = Worker::new(queue.clone(), registry.clone(), browser.clone(), config);
+        let worker = tokio::spawn(worker.run(stopped.clone()));
+        Rig {
+            queue,
+            sandbox,
+            registry,
+            browser,
+            stopped,
+            stop,
+            worker,
+            _db: db,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.stop.send(true).unwrap();
+        self.worker.await.unwrap();
+        self.browser.shutdown();
+    }
+}

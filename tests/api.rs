@@ -506,6 +506,18 @@ async fn external_steps_then_i_have_completed_these_steps_resolves() {
     api.stop().await;
 }
 
+/// (what, method, path, caller, body, expected status, error code, field)
+type BadRequest<'a> = (
+    &'a str,
+    reqwest::Method,
+    &'a str,
+    As,
+    Option<Value>,
+    StatusCode,
+    &'a str,
+    Option<&'a str>,
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_clear_errors_and_change_nothing() {
     use reqwest::Method;
@@ -523,17 +535,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
             .extend(extra.as_object().unwrap().clone());
         Some(body)
     };
-    // (what, method, path, caller, body, status, error code, field)
-    let cases: Vec<(
-        &str,
-        Method,
-        &str,
-        As,
-        Option<Value>,
-        StatusCode,
-        &str,
-        Option<&str>,
-    )> = vec![
+    let cases: Vec<BadRequest> = vec![
         (
             "no token",
             Method::GET,

@@ -23,13 +23,18 @@ schemas = {
      "message": {"type": "string"}, "field": {"type": "string", "description": "Path of the offending field, e.g. `stores[1].location`."}}},
    "job": ref("Job")}},
  "Credentials": {"type": "object", "additionalProperties": False, "required": ["username", "password"], "properties": {"username": {"type": "string", "minLength": 1}, "password": {"type": "string", "minLength": 1, "writeOnly": True}}},
+ "Mailbox": {"type": "object", "additionalProperties": False, "required": ["host", "username", "password"], "description": "The mailbox the platform's verification codes are sent to (IMAP over TLS, system CAs).", "properties": {
+   "host": {"type": "string", "minLength": 1}, "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 993},
+   "username": {"type": "string", "minLength": 1}, "password": {"type": "string", "minLength": 1, "writeOnly": True}, "folder": {"type": "string", "default": "INBOX"}}},
  "Store": {"type": "object", "required": ["id", "location", "brand"], "properties": {"id": {"type": "string", "minLength": 1, "description": "The provider's store id."}, "location": {"type": "string"}, "brand": {"type": "string"}}},
  "CreateAccount": {"type": "object", "additionalProperties": False, "required": ["provider", "credentials"], "properties": {
    "provider": {"type": "string", "enum": providers, "description": "A provider with a spec (`pairing-worker providers`)."}, "credentials": ref("Credentials"),
    "totp_secret": {"type": "string", "writeOnly": True, "description": "Base32 secret or otpauth:// URL of the portal's authenticator 2FA."},
+   "mailbox": ref("Mailbox"),
    "stores": {"type": "array", "items": ref("Store")}}},
  "UpdateAccount": {"type": "object", "additionalProperties": False, "properties": {
-   "credentials": ref("Credentials"), "totp_secret": {"type": ["string", "null"], "writeOnly": True}, "stores": {"type": "array", "items": ref("Store")}}},
+   "credentials": ref("Credentials"), "totp_secret": {"type": ["string", "null"], "writeOnly": True},
+   "mailbox": {"oneOf": [ref("Mailbox"), {"type": "null"}], "description": "`null` removes it."}, "stores": {"type": "array", "items": ref("Store")}}},
  "Health": {"type": "object", "required": ["status"], "properties": {
    "status": {"type": "string", "enum": ["unknown", "healthy", "needs_attention"]}, "since": dt, "error": outcome,
    "resolution": ref("Resolution"), "last_change": {"type": "string", "enum": ["healthy", "broke", "resolved", "unchanged", "changed"]}}},

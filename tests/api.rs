@@ -629,6 +629,16 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
             Some("totp_secret"),
         ),
         (
+            "mailbox without a host",
+            Method::POST,
+            "/v1/accounts",
+            As::Admin,
+            create(json!({"mailbox": {"host": " ", "username": "u", "password": "Canary-Pw-5"}})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("mailbox.host"),
+        ),
+        (
             "body too large",
             Method::POST,
             "/v1/accounts",
@@ -763,5 +773,68 @@ async fn the_openapi_document_describes_the_routes_there_are() {
             );
         }
     }
+    api.stop().await;
+}
+
+/// Code sources go in with the account (TOTP secret, codes mailbox), are sealed with it, and can
+/// be replaced or removed; none of it is ever shown back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_source_settings_round_trip_sealed() {
+    use secrecy::ExposeSecret;
+    let api = Api::start().await;
+    let body = json!({
+        "provider": "deliveroo",
+        "credentials": {"username": "owner@sandbox.test", "password": PASSWORD},
+        "totp_secret": "JBSWY3DPEHPK3PXP",
+        "mailbox": {"host": "imap.example.test", "username": "codes@example.test", "password": "Mailbox-Pw-6"},
+    });
+    let (status, account) = api
+        .call(reqwest::Method::POST, "/v1/accounts", As::Admin, Some(body))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{account}");
+    let text = account.to_string();
+    assert!(
+        !text.contains("Mailbox-Pw-6") && !text.contains("JBSWY3DP"),
+        "{text}"
+    );
+    let id = account["id"].as_str().unwrap();
+    let stored = api.queue.account_secrets(id).await.unwrap().unwrap();
+    let mailbox = stored.mailbox.expect("mailbox stored");
+    assert_eq!(
+        (mailbox.host.as_str(), mailbox.port, mailbox.folder.as_str()),
+        ("imap.example.test", 993, "INBOX")
+    );
+    assert_eq!(mailbox.password.expose_secret(), "Mailbox-Pw-6");
+    assert!(stored.totp.is_some());
+    let path = format!("/v1/accounts/{id}");
+    let (status, _) = api
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            As::Viewer,
+            Some(json!({"mailbox": null})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "code sources are credentials"
+    );
+    let (status, _) = api
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            As::Admin,
+            Some(json!({"mailbox": null, "totp_secret": null})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let stored = api.queue.account_secrets(id).await.unwrap().unwrap();
+    assert!(stored.mailbox.is_none() && stored.totp.is_none());
+    assert_eq!(
+        stored.credentials.password.expose_secret(),
+        PASSWORD,
+        "credentials kept"
+    );
     api.stop().await;
 }

@@ -218,8 +218,60 @@ pub struct CreateAccountBody {
     /// Base32 secret or `otpauth://` URL of the portal's authenticator-app 2FA.
     #[serde(default)]
     pub totp_secret: Option<SecretString>,
+    /// The mailbox the platform's codes are sent to, read over IMAPS.
+    #[serde(default)]
+    pub mailbox: Option<MailboxBody>,
     #[serde(default)]
     pub stores: Vec<StoreRef>,
+}
+
+/// IMAP over TLS with the system's trusted CAs.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxBody {
+    pub host: String,
+    #[serde(default = "imaps_port")]
+    pub port: u16,
+    pub username: String,
+    pub password: SecretString,
+    #[serde(default = "inbox")]
+    pub folder: String,
+}
+
+fn imaps_port() -> u16 {
+    993
+}
+
+fn inbox() -> String {
+    "INBOX".into()
+}
+
+impl MailboxBody {
+    fn into_config(self) -> Result<crate::codes::MailboxConfig, ApiError> {
+        use secrecy::ExposeSecret;
+        let host_ok =
+            !self.host.trim().is_empty() && !self.host.contains(['/', ' ', ':']) && self.port != 0;
+        if !host_ok {
+            return Err(ApiError::invalid(
+                "mailbox.host",
+                "a host name and a port other than 0 (993 by default)",
+            ));
+        }
+        if self.username.trim().is_empty() || self.password.expose_secret().is_empty() {
+            return Err(ApiError::invalid(
+                "mailbox.username",
+                "the mailbox username and password must not be empty",
+            ));
+        }
+        Ok(crate::codes::MailboxConfig {
+            host: self.host.trim().to_string(),
+            port: self.port,
+            username: self.username,
+            password: self.password,
+            ca_file: None,
+            folder: self.folder,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -230,14 +282,18 @@ pub struct UpdateAccountBody {
     /// `null` removes it.
     #[serde(default, deserialize_with = "double_option")]
     pub totp_secret: Option<Option<SecretString>>,
+    /// `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    pub mailbox: Option<Option<MailboxBody>>,
     #[serde(default)]
     pub stores: Option<Vec<StoreRef>>,
 }
 
-fn double_option<'de, D: serde::Deserializer<'de>>(
+/// Absent → `None` (unchanged); `null` → `Some(None)` (removed); a value → `Some(Some(..))`.
+fn double_option<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
-) -> Result<Option<Option<SecretString>>, D::Error> {
-    Option::<SecretString>::deserialize(d).map(Some)
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 fn check_totp(secret: &Option<SecretString>) -> Result<(), ApiError> {
@@ -313,7 +369,7 @@ async fn create_account(
             secrets: AccountSecrets {
                 credentials: body.credentials.into_credentials()?,
                 totp: body.totp_secret,
-                mailbox: None,
+                mailbox: body.mailbox.map(MailboxBody::into_config).transpose()?,
             },
             stores: body.stores,
         })
@@ -352,7 +408,8 @@ async fn update_account(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<UpdateAccountBody>,
 ) -> Result<Json<AccountView>, ApiError> {
-    let touches_secrets = body.credentials.is_some() || body.totp_secret.is_some();
+    let touches_secrets =
+        body.credentials.is_some() || body.totp_secret.is_some() || body.mailbox.is_some();
     if touches_secrets {
         caller.require_credential_permission()?;
     }
@@ -368,7 +425,10 @@ async fn update_account(
             .map(CredentialsBody::into_credentials)
             .transpose()?,
         totp: body.totp_secret,
-        mailbox: None,
+        mailbox: body
+            .mailbox
+            .map(|mailbox| mailbox.map(MailboxBody::into_config).transpose())
+            .transpose()?,
         stores: body.stores,
     };
     let account = state

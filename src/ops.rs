@@ -108,6 +108,9 @@ pub struct ServeArgs {
     /// Logins per minute per provider from this worker.
     #[arg(long, default_value_t = 10)]
     logins_per_minute: u32,
+    /// Fresh browser sessions kept started ahead of need (each used once; 0 starts one per job).
+    #[arg(long, default_value_t = 2)]
+    prestarted_sessions: usize,
     /// Where unrecognised pages are saved.
     #[arg(long, default_value = "artifacts")]
     artifacts: PathBuf,
@@ -137,6 +140,7 @@ pub async fn serve(registry: Registry, args: ServeArgs) -> anyhow::Result<ExitCo
         grace: Duration::from_secs(args.grace_secs),
         logins_per_minute: NonZeroU32::new(args.logins_per_minute)
             .context("--logins-per-minute must be at least 1")?,
+        prestarted_sessions: args.prestarted_sessions,
         portal_base,
         pairing: PairingOptions {
             artifacts_dir: Some(args.artifacts.clone()),

@@ -11,9 +11,9 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::browser::Browser;
+use crate::browser::{Browser, SessionPool};
 use crate::codes::{merchant_codes, AccountCodes, CodeSubmitter, MailboxWatch, TotpSource};
-use crate::engine::pairing::{pair_in_new_session, PairingError, PairingOptions};
+use crate::engine::pairing::{pair_once, PairingError, PairingOptions};
 use crate::outcome::Outcome;
 use crate::provider::Registry;
 use crate::queue::{Claimed, HeartbeatError, Job, Lease, Queue, RunResult};
@@ -30,6 +30,9 @@ pub struct WorkerConfig {
     pub grace: Duration,
     /// Logins per minute per provider from this worker (portals flag bursts).
     pub logins_per_minute: NonZeroU32,
+    /// Fresh browser sessions kept started ahead of need, so a claimed job does not wait ≈ 0.5 s
+    /// for one (each is used once; each idle one holds a Chromium).
+    pub prestarted_sessions: usize,
     /// Where the portals are: `None` the real ones; a sandbox's `http://HOST:PORT` (each
     /// provider under `/<provider>`).
     pub portal_base: Option<String>,
@@ -49,6 +52,7 @@ impl Default for WorkerConfig {
             poll_interval: Duration::from_millis(250),
             grace: Duration::from_secs(30),
             logins_per_minute: NonZeroU32::new(10).expect("non-zero"),
+            prestarted_sessions: 2,
             portal_base: None,
             pairing: PairingOptions::default(),
         }
@@ -58,7 +62,7 @@ impl Default for WorkerConfig {
 pub struct Worker {
     queue: Arc<Queue>,
     registry: Arc<Registry>,
-    browser: Browser,
+    sessions: Arc<SessionPool>,
     config: WorkerConfig,
     logins: DefaultKeyedRateLimiter<String>,
 }
@@ -71,10 +75,11 @@ impl Worker {
         config: WorkerConfig,
     ) -> Arc<Worker> {
         let logins = RateLimiter::keyed(Quota::per_minute(config.logins_per_minute));
+        let sessions = SessionPool::new(browser, config.prestarted_sessions);
         Arc::new(Worker {
             queue,
             registry,
-            browser,
+            sessions,
             config,
             logins,
         })
@@ -93,6 +98,7 @@ impl Worker {
         for slot in slots {
             let _ = slot.await;
         }
+        self.sessions.close().await;
     }
 
     async fn slot(&self, slot: usize, mut stop: watch::Receiver<bool>) {
@@ -136,6 +142,7 @@ impl Worker {
     }
 
     async fn run_claimed(&self, claimed: Claimed, stop: watch::Receiver<bool>) {
+        let claimed_at = std::time::Instant::now();
         let Claimed { job, lease } = claimed;
         tracing::info!(attempt = job.attempts, "job claimed");
         let (lost_tx, mut lost) = watch::channel(false);
@@ -167,7 +174,7 @@ impl Worker {
             let _ = lost.wait_for(|lost| *lost).await;
         };
         let result = tokio::select! {
-            result = self.attempt(&job, &lease) => Some(result),
+            result = self.attempt(&job, &lease, claimed_at) => Some(result),
             _ = lost => {
                 tracing::warn!("lease lost (cancelled or rescued): dropping the job");
                 None
@@ -213,7 +220,7 @@ impl Worker {
     }
 
     /// One run of a job, start to result. Secrets live only inside this call.
-    async fn attempt(&self, job: &Job, lease: &Lease) -> RunResult {
+    async fn attempt(&self, job: &Job, lease: &Lease, claimed_at: std::time::Instant) -> RunResult {
         let spec = match self.registry.get(&job.provider) {
             Ok(spec) => spec,
             Err(error) => return RunResult::Refused(error.to_string()),
@@ -272,15 +279,21 @@ impl Worker {
             ..self.config.pairing.clone()
         };
         let started = std::time::Instant::now();
+        let session = match self.sessions.take().await {
+            Ok(session) => session,
+            Err(error) => {
+                codes.close().await;
+                return RunResult::Infrastructure(error.to_string());
+            }
+        };
+        // Claim → a session ready to navigate: what the pre-started pool exists to make small.
+        tracing::info!(
+            since_claim_ms = claimed_at.elapsed().as_millis() as u64,
+            waited_ms = started.elapsed().as_millis() as u64,
+            "browser session ready"
+        );
         crate::metrics::METRICS.session_opened();
-        let result = pair_in_new_session(
-            &self.browser,
-            &spec,
-            &secrets.credentials,
-            &mut codes,
-            &options,
-        )
-        .await;
+        let result = pair_once(session, &spec, &secrets.credentials, &mut codes, &options).await;
         crate::metrics::METRICS.session_closed();
         crate::metrics::METRICS.pairing_finished(started.elapsed());
         codes.close().await;

@@ -333,3 +333,47 @@ async fn a_background_recheck_meeting_a_code_page_stops_and_blocks_new_logins() 
     rig.queue.cancel(ORG, &next.id).await.unwrap();
     rig.stop().await;
 }
+
+/// Sessions the pool starts ahead of need are handed out once each, replaced, and all deleted
+/// when the pool closes: nothing is shared between jobs and nothing is left in chromedriver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_started_sessions_are_used_once_and_all_closed() {
+    use pairing_worker::browser::{Browser, BrowserConfig, SessionPool};
+    let browser = Browser::launch(BrowserConfig::default()).await.unwrap();
+    let open_sessions = || {
+        let url = format!("{}/sessions", browser.endpoint());
+        async move {
+            let body: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+            body["value"].as_array().unwrap().len()
+        }
+    };
+    let until = |pool: &std::sync::Arc<SessionPool>, n: usize| {
+        let pool = pool.clone();
+        async move {
+            let started = Instant::now();
+            while pool.ready() < n {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "pool never filled"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let pool = SessionPool::new(browser.clone(), 2);
+    until(&pool, 2).await;
+    let first = pool.take().await.unwrap();
+    let second = pool.take().await.unwrap();
+    until(&pool, 2).await;
+    assert_eq!(
+        open_sessions().await,
+        4,
+        "two in use, two replacements waiting"
+    );
+    first.close().await.unwrap();
+    second.close().await.unwrap();
+    pool.close().await;
+    assert_eq!(pool.ready(), 0);
+    assert_eq!(open_sessions().await, 0, "nothing left in chromedriver");
+    browser.shutdown();
+}

@@ -3,6 +3,7 @@
 //! session that is always deleted.
 
 mod chromedriver;
+mod pool;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
 pub use chromedriver::Chromedriver;
+pub use pool::SessionPool;
 
 /// Infrastructure failures: never an outcome of the portal, never "invalid credentials".
 #[derive(Debug, thiserror::Error)]

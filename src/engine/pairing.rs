@@ -537,6 +537,17 @@ pub async fn pair_in_new_session<C: CodeSource>(
     options: &PairingOptions,
 ) -> Result<PairingReport, PairingError> {
     let session = browser.session().await?;
+    pair_once(session, spec, credentials, codes, options).await
+}
+
+/// Pairs in `session` (fresh, never used before) and always deletes it, whatever happened.
+pub async fn pair_once<C: CodeSource>(
+    session: Session,
+    spec: &ProviderSpec,
+    credentials: &Credentials,
+    codes: &mut C,
+    options: &PairingOptions,
+) -> Result<PairingReport, PairingError> {
     let result = pair(&session, spec, credentials, codes, options).await;
     let closed = session.close().await;
     let report = result?;

@@ -1,0 +1,86 @@
+//! Fresh sessions started ahead of need: a new WebDriver session costs ≈ 0.5 s, so the next job
+//! should not wait for one. Every session is used once (a fresh profile per account, nothing
+//! carried over), then closed; the pool only moves the start-up off the job's path.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::{Browser, BrowserError, Session};
+
+pub struct SessionPool {
+    browser: Browser,
+    ready: Mutex<VecDeque<Session>>,
+    /// How many started sessions to keep waiting (each holds an idle Chromium).
+    size: usize,
+    refilling: AtomicBool,
+    closed: AtomicBool,
+}
+
+impl SessionPool {
+    pub fn new(browser: Browser, size: usize) -> Arc<SessionPool> {
+        let pool = Arc::new(SessionPool {
+            browser,
+            ready: Mutex::new(VecDeque::new()),
+            size,
+            refilling: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        });
+        pool.clone().refill();
+        pool
+    }
+
+    /// A session nobody has used: a ready one if there is one, else a new one. Starts the next.
+    pub async fn take(self: &Arc<Self>) -> Result<Session, BrowserError> {
+        let ready = self.ready.lock().expect("pool lock").pop_front();
+        let session = match ready {
+            Some(session) => session,
+            None => self.browser.session().await?,
+        };
+        self.clone().refill();
+        Ok(session)
+    }
+
+    /// How many started sessions are waiting.
+    pub fn ready(&self) -> usize {
+        self.ready.lock().expect("pool lock").len()
+    }
+
+    /// Tops the pool up in the background (one refill task at a time).
+    fn refill(self: Arc<Self>) {
+        if self.size == 0 || self.refilling.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.refilling.store(false, Ordering::SeqCst);
+            return;
+        };
+        runtime.spawn(async move {
+            while !self.closed.load(Ordering::SeqCst) && self.ready() < self.size {
+                match self.browser.session().await {
+                    Ok(session) if !self.closed.load(Ordering::SeqCst) => {
+                        self.ready.lock().expect("pool lock").push_back(session)
+                    }
+                    Ok(session) => {
+                        let _ = session.close().await;
+                    }
+                    Err(error) => {
+                        // Jobs open their own sessions meanwhile; the next take retries.
+                        tracing::warn!(%error, "pre-starting a browser session failed");
+                        break;
+                    }
+                }
+            }
+            self.refilling.store(false, Ordering::SeqCst);
+        });
+    }
+
+    /// Closes every waiting session and stops refilling.
+    pub async fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let sessions: Vec<Session> = self.ready.lock().expect("pool lock").drain(..).collect();
+        for session in sessions {
+            let _ = session.close().await;
+        }
+    }
+}

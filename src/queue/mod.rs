@@ -294,40 +294,14 @@ impl Queue {
                     .map_err(|_| KeyError::WrongKey(id.clone()))?;
             }
         }
-        let used: Vec<String> = sqlx::query(
-            "SELECT key_id FROM accounts UNION SELECT key_id FROM job_codes \
-             UNION SELECT key_id FROM webhooks UNION SELECT key_id FROM encryption_keys",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-        let unknown: Vec<&String> = used
-            .iter()
+        let unknown: Vec<String> = self
+            .key_ids_in_use()
+            .await?
+            .into_iter()
             .filter(|id| self.keys.get(id).is_none())
             .collect();
-        let in_use: Vec<&String> = {
-            let mut in_use = Vec::new();
-            for id in &unknown {
-                let count: i64 = sqlx::query(
-                    "SELECT (SELECT COUNT(*) FROM accounts WHERE key_id = $1) \
-                     + (SELECT COUNT(*) FROM job_codes WHERE key_id = $1) \
-                     + (SELECT COUNT(*) FROM webhooks WHERE key_id = $1)",
-                )
-                .bind(id.as_str())
-                .fetch_one(&self.pool)
-                .await?
-                .get(0);
-                if count > 0 {
-                    in_use.push(*id);
-                }
-            }
-            in_use
-        };
-        if !in_use.is_empty() {
-            let ids = in_use.iter().map(|s| s.as_str()).collect::<Vec<_>>();
-            return Err(KeyError::UnknownKeyIds(ids.join(", ")).into());
+        if !unknown.is_empty() {
+            return Err(KeyError::UnknownKeyIds(unknown.join(", ")).into());
         }
         let current = &self.keys.current;
         sqlx::query(
@@ -486,6 +460,20 @@ impl Queue {
         let stored: StoredSecrets = serde_json::from_slice(&plain)
             .map_err(|e| QueueError::Corrupt(format!("account secrets: {e}")))?;
         Ok(Some(stored.into_secrets()))
+    }
+
+    /// Opens a sealed text secret (a code, a webhook secret) straight into a `SecretString`.
+    fn open_text(
+        &self,
+        key_id: &str,
+        sealed: &str,
+        context: &str,
+        what: &str,
+    ) -> Result<SecretString, QueueError> {
+        let plain = self.keys.open(key_id, sealed, context)?;
+        let text =
+            String::from_utf8(plain.to_vec()).map_err(|_| QueueError::Corrupt(what.to_string()))?;
+        Ok(SecretString::from(text))
     }
 
     fn seal_secrets(&self, id: &str, secrets: &AccountSecrets) -> String {
@@ -869,17 +857,13 @@ impl Queue {
             .await
             .map_err(QueueError::from)?;
         let Some(row) = row else { return Ok(None) };
-        let plain = self
-            .keys
-            .open(
-                &row.get::<String, _>(1),
-                &row.get::<String, _>(0),
-                &code_context(&lease.job),
-            )
-            .map_err(QueueError::from)?;
-        let text = String::from_utf8(plain.to_vec())
-            .map_err(|_| QueueError::Corrupt("submitted code".into()))?;
-        Ok(Some(SecretString::from(text)))
+        let code = self.open_text(
+            &row.get::<String, _>(1),
+            &row.get::<String, _>(0),
+            &code_context(&lease.job),
+            "submitted code",
+        )?;
+        Ok(Some(code))
     }
 
     /// The code was typed: the job is running again.

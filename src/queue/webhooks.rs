@@ -135,20 +135,19 @@ impl Queue {
                 .await?;
             return Ok(None);
         };
-        let plain = self.keys.open(
+        let secret = self.open_text(
             &endpoint.get::<String, _>(2),
             &endpoint.get::<String, _>(1),
             &webhook_context(&organisation),
+            "webhook secret",
         )?;
-        let secret = String::from_utf8(plain.to_vec())
-            .map_err(|_| QueueError::Corrupt("webhook secret".into()))?;
         Ok(Some(DueDelivery {
             id,
             event: row.get(2),
             payload: row.get(3),
             attempts: row.get(4),
             url: endpoint.get(0),
-            secret: SecretString::from(secret),
+            secret,
         }))
     }
 

@@ -50,7 +50,7 @@ schemas = {
    "credentials_version": {"type": "integer"}, "attempts": {"type": "integer"}, "run_at": dt,
    "code_request": ref("CodeRequest"), "code_verdict": outcome, "outcome": outcome,
    "result": {"type": "object", "description": "The pairing report: outcome, decision, the portal's words, stores found, steps (never a typed value)."},
-   "error": {"type": "string"}, "created_at": dt, "updated_at": dt, "finished_at": dt}},
+   "error": {"type": "string"}, "created_at": dt, "updated_at": dt, "started_at": dt, "finished_at": dt}},
  "StartJob": {"type": "object", "additionalProperties": False, "required": ["kind"], "properties": {
    "kind": {"type": "string", "enum": ["pair", "recheck"], "description": "`pair`: Reconnect with new credentials. `recheck`: \"I have completed these steps\" with the stored ones."},
    "credentials": ref("Credentials"), "interactive": {"type": "boolean", "default": True}}},

@@ -306,9 +306,13 @@ fn prompt_for_codes(mut submitter: CodeSubmitter) {
     });
 }
 
-pub fn browser_config(webdriver: Option<String>) -> BrowserConfig {
+pub fn browser_config(
+    webdriver: Option<String>,
+    isolation: Option<pairing_worker::browser::Isolation>,
+) -> BrowserConfig {
     BrowserConfig {
         webdriver,
+        isolation,
         ..BrowserConfig::default()
     }
 }
@@ -338,7 +342,7 @@ pub async fn pair(registry: Registry, args: PairArgs) -> anyhow::Result<ExitCode
         artifacts_dir: Some(args.artifacts.clone()),
         ..PairingOptions::default()
     };
-    let browser = match Browser::launch(browser_config(args.webdriver.clone())).await {
+    let browser = match Browser::launch(browser_config(args.webdriver.clone(), None)).await {
         Ok(browser) => browser,
         Err(error) => {
             eprintln!("error: {error}");
@@ -450,7 +454,7 @@ pub async fn demo(registry: Registry, args: DemoArgs) -> anyhow::Result<ExitCode
     }
     let sandbox = Arc::new(Sandbox::from_registry(&registry)?);
     let (addr, _server) = sandbox.clone().serve("127.0.0.1:0").await?;
-    let browser = Browser::launch(browser_config(args.webdriver.clone())).await?;
+    let browser = Browser::launch(browser_config(args.webdriver.clone(), None)).await?;
     let cards: Vec<ScenarioCard> = sandbox
         .scenarios()
         .into_iter()

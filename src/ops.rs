@@ -96,6 +96,11 @@ pub struct ServeArgs {
     /// WebDriver endpoint (chromedriver or Selenium Grid); default: start a local chromedriver.
     #[arg(long, env = "PAIRING_WORKER_WEBDRIVER")]
     webdriver: Option<String>,
+    /// How accounts' sessions are kept apart: `context` (a fresh browser context per job in one
+    /// shared Chromium; the default with a local chromedriver) or `browser` (a new Chromium per
+    /// job; the default with --webdriver, whose browsers this process cannot reach).
+    #[arg(long, value_enum)]
+    isolation: Option<pairing_worker::browser::Isolation>,
     /// Serve the sandbox portals in-process and log into them instead of the real portals.
     #[arg(long, conflicts_with = "portal_base")]
     sandbox: bool,
@@ -132,7 +137,7 @@ pub async fn serve(registry: Registry, args: ServeArgs) -> anyhow::Result<ExitCo
     } else {
         args.portal_base.clone()
     };
-    let browser = Browser::launch(browser_config(args.webdriver.clone()))
+    let browser = Browser::launch(browser_config(args.webdriver.clone(), args.isolation))
         .await
         .context("starting the browser")?;
     let config = WorkerConfig {

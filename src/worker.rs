@@ -11,9 +11,9 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::browser::{Browser, SessionPool};
+use crate::browser::{Browser, Session, SessionPool};
 use crate::codes::{merchant_codes, AccountCodes, CodeSubmitter, MailboxWatch, TotpSource};
-use crate::engine::pairing::{pair_once, PairingError, PairingOptions};
+use crate::engine::pairing::{pair, PairingError, PairingOptions};
 use crate::outcome::Outcome;
 use crate::provider::Registry;
 use crate::queue::{Claimed, HeartbeatError, Job, Lease, Queue, RunResult};
@@ -65,6 +65,8 @@ pub struct Worker {
     sessions: Arc<SessionPool>,
     config: WorkerConfig,
     logins: DefaultKeyedRateLimiter<String>,
+    /// Used sessions being deleted in the background (awaited before `run` returns).
+    closing: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Worker {
@@ -82,6 +84,7 @@ impl Worker {
             sessions,
             config,
             logins,
+            closing: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -98,11 +101,36 @@ impl Worker {
         for slot in slots {
             let _ = slot.await;
         }
+        let closing: Vec<_> = self
+            .closing
+            .lock()
+            .expect("closing lock")
+            .drain(..)
+            .collect();
+        for close in closing {
+            let _ = close.await;
+        }
         self.sessions.close().await;
+    }
+
+    /// Deletes a used session off the job's path: the outcome is recorded while Chromium exits
+    /// (≈ 50–100 ms the merchant does not wait for).
+    fn close_later(&self, session: Session) {
+        let pool = self.sessions.clone();
+        let close = tokio::spawn(async move {
+            if let Err(error) = session.close().await {
+                tracing::warn!(%error, "deleting a used browser session failed");
+            }
+            pool.top_up(); // the next session starts once this job no longer needs the CPU
+        });
+        let mut closing = self.closing.lock().expect("closing lock");
+        closing.retain(|close| !close.is_finished());
+        closing.push(close);
     }
 
     async fn slot(&self, slot: usize, mut stop: watch::Receiver<bool>) {
         let mut idle_rounds = 0u32;
+        let mut changes = self.queue.changes();
         loop {
             let stopped = *stop.borrow();
             if stopped {
@@ -128,8 +156,11 @@ impl Worker {
                 }
                 Ok(None) => {
                     idle_rounds = idle_rounds.wrapping_add(1);
+                    // A job submitted by this process wakes the slot at once; one from another
+                    // process is seen on the next poll.
                     tokio::select! {
                         _ = tokio::time::sleep(self.config.poll_interval) => {}
+                        _ = changes.changed() => {}
                         _ = stop.changed() => {}
                     }
                 }
@@ -286,14 +317,17 @@ impl Worker {
                 return RunResult::Infrastructure(error.to_string());
             }
         };
-        // Claim → a session ready to navigate: what the pre-started pool exists to make small.
+        // Claim → a session ready to navigate (the pairing's first command is the navigation):
+        // what the pre-started pool exists to make small.
+        let claim_to_navigation_ms = claimed_at.elapsed().as_millis() as u64;
         tracing::info!(
-            since_claim_ms = claimed_at.elapsed().as_millis() as u64,
+            since_claim_ms = claim_to_navigation_ms,
             waited_ms = started.elapsed().as_millis() as u64,
             "browser session ready"
         );
         crate::metrics::METRICS.session_opened();
-        let result = pair_once(session, &spec, &secrets.credentials, &mut codes, &options).await;
+        let result = pair(&session, &spec, &secrets.credentials, &mut codes, &options).await;
+        self.close_later(session);
         crate::metrics::METRICS.session_closed();
         crate::metrics::METRICS.pairing_finished(started.elapsed());
         codes.close().await;
@@ -302,10 +336,14 @@ impl Worker {
         }
         drop(secrets);
         match result {
-            Ok(report) => RunResult::Finished {
-                outcome: report.outcome,
-                report: serde_json::to_value(&report).expect("reports serialise"),
-            },
+            Ok(report) => {
+                let mut json = serde_json::to_value(&report).expect("reports serialise");
+                json["claim_to_navigation_ms"] = claim_to_navigation_ms.into();
+                RunResult::Finished {
+                    outcome: report.outcome,
+                    report: json,
+                }
+            }
             Err(error @ PairingError::AmbiguousPage { .. }) => RunResult::Finished {
                 outcome: Outcome::UnrecognizedPage,
                 report: serde_json::json!({
@@ -322,6 +360,7 @@ impl Worker {
 /// Carries codes between the queue and the pairing: publishes each request (the job shows
 /// `awaiting_code`), then hands over the code the merchant submits through the queue.
 async fn bridge_codes(queue: Arc<Queue>, lease: Lease, mut submitter: CodeSubmitter) {
+    let mut changes = queue.changes();
     while submitter.wait_for_request().await.is_some() {
         let Some(pending) = submitter.pending() else {
             continue;
@@ -341,7 +380,11 @@ async fn bridge_codes(queue: Arc<Queue>, lease: Lease, mut submitter: CodeSubmit
                     }
                     break;
                 }
-                Ok(None) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Ok(None) => {
+                    // Woken by a code submitted through this process; polled otherwise.
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(100), changes.changed()).await;
+                }
                 Err(HeartbeatError::Lost(_)) => return,
                 Err(error) => {
                     tracing::warn!(%error, "reading submitted codes failed; retrying");

@@ -189,7 +189,7 @@ fn main() {
                 let browser = Browser::launch(BrowserConfig {
                     webdriver: None,
                     command_timeout: Duration::from_secs(3),
-                    chromium: None,
+                    ..BrowserConfig::default()
                 })
                 .await
                 .map_err(|e| e.to_string())?;
@@ -275,6 +275,16 @@ fn main() {
             )
             .await
             .map_err(|e| e.to_string())?;
+            // Its browser context is gone once the pairing is over...
+            let contexts = own
+                .isolated_sessions_open()
+                .await
+                .map_err(|e| e.to_string())?;
+            check(contexts == 0, || {
+                format!("{contexts} browser contexts left open")
+            })?;
+            // ...and nothing is left in chromedriver once the shared browser is stopped.
+            own.stop_shared().await;
             let sessions = reqwest_get(&format!("{}/sessions", own.endpoint())).await?;
             check(sessions.contains("\"value\":[]"), || {
                 format!("sessions left open: {sessions}")

@@ -334,46 +334,120 @@ async fn a_background_recheck_meeting_a_code_page_stops_and_blocks_new_logins() 
     rig.stop().await;
 }
 
-/// Sessions the pool starts ahead of need are handed out once each, replaced, and all deleted
-/// when the pool closes: nothing is shared between jobs and nothing is left in chromedriver.
+/// Sessions the pool starts ahead of need are handed out once each, replaced, and all ended
+/// when the pool closes, with either isolation: nothing is shared between jobs and nothing is
+/// left behind (no browser context, no browser, no WebDriver session).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pre_started_sessions_are_used_once_and_all_closed() {
-    use pairing_worker::browser::{Browser, BrowserConfig, SessionPool};
-    let browser = Browser::launch(BrowserConfig::default()).await.unwrap();
-    let open_sessions = || {
-        let url = format!("{}/sessions", browser.endpoint());
-        async move {
-            let body: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-            body["value"].as_array().unwrap().len()
-        }
-    };
-    let until = |pool: &std::sync::Arc<SessionPool>, n: usize| {
-        let pool = pool.clone();
-        async move {
-            let started = Instant::now();
-            while pool.ready() < n {
-                assert!(
-                    started.elapsed() < Duration::from_secs(60),
-                    "pool never filled"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
+    use pairing_worker::browser::{Browser, BrowserConfig, Isolation, SessionPool};
+    for isolation in [Isolation::Context, Isolation::Browser] {
+        let config = BrowserConfig {
+            isolation: Some(isolation),
+            ..BrowserConfig::default()
+        };
+        let browser = Browser::launch(config).await.unwrap();
+        let open = || async { browser.isolated_sessions_open().await.unwrap() };
+        let until = |pool: &std::sync::Arc<SessionPool>, n: usize| {
+            let pool = pool.clone();
+            async move {
+                let started = Instant::now();
+                while pool.ready() < n {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(60),
+                        "pool never filled"
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
             }
-        }
-    };
-    let pool = SessionPool::new(browser.clone(), 2);
-    until(&pool, 2).await;
-    let first = pool.take().await.unwrap();
-    let second = pool.take().await.unwrap();
-    until(&pool, 2).await;
-    assert_eq!(
-        open_sessions().await,
-        4,
-        "two in use, two replacements waiting"
-    );
-    first.close().await.unwrap();
-    second.close().await.unwrap();
-    pool.close().await;
-    assert_eq!(pool.ready(), 0);
-    assert_eq!(open_sessions().await, 0, "nothing left in chromedriver");
-    browser.shutdown();
+        };
+        let pool = SessionPool::new(browser.clone(), 2);
+        until(&pool, 2).await;
+        let first = pool.take().await.unwrap();
+        let second = pool.take().await.unwrap();
+        assert_eq!(open().await, 2, "{isolation:?}: two in use, none waiting");
+        pool.top_up();
+        until(&pool, 2).await;
+        assert_eq!(
+            open().await,
+            4,
+            "{isolation:?}: two in use, two replacements waiting"
+        );
+        first.close().await.unwrap();
+        second.close().await.unwrap();
+        pool.close().await;
+        assert_eq!(pool.ready(), 0);
+        assert_eq!(open().await, 0, "{isolation:?}: every session ended");
+        browser.stop_shared().await;
+        let sessions: serde_json::Value = reqwest::get(format!("{}/sessions", browser.endpoint()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            sessions["value"].as_array().unwrap().len(),
+            0,
+            "{isolation:?}: nothing left in chromedriver"
+        );
+        browser.shutdown();
+    }
+}
+
+/// Isolation is the promise that no cookie or storage crosses accounts: with either isolation, a
+/// session sees nothing another session (open at the same time, or ended before it) stored for
+/// the same site, and what a page stored is gone once its session ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_share_no_cookies_or_storage() {
+    use axum::response::Html;
+    use pairing_worker::browser::{Browser, BrowserConfig, Isolation};
+    let app = axum::Router::new().fallback(axum::routing::get(|| async {
+        Html("<!doctype html><title>site</title><p>one site for every session</p>")
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    const STORE: &str = "document.cookie = 'account=' + arguments[0] + '; max-age=3600'; \
+        localStorage.setItem('account', arguments[0]); sessionStorage.setItem('account', arguments[0]); \
+        return document.cookie;";
+    const READ: &str = "return [document.cookie, localStorage.getItem('account'), \
+        sessionStorage.getItem('account')];";
+    let nothing = serde_json::json!(["", null, null]);
+    for isolation in [Isolation::Context, Isolation::Browser] {
+        let browser = Browser::launch(BrowserConfig {
+            isolation: Some(isolation),
+            ..BrowserConfig::default()
+        })
+        .await
+        .unwrap();
+        let first = browser.session().await.unwrap();
+        let second = browser.session().await.unwrap();
+        first.goto(&site).await.unwrap();
+        let stored = first
+            .execute(STORE, vec![serde_json::json!("first")])
+            .await
+            .unwrap();
+        assert_eq!(
+            stored, "account=first",
+            "{isolation:?}: the page could store"
+        );
+        second.goto(&site).await.unwrap();
+        assert_eq!(
+            second.execute(READ, vec![]).await.unwrap(),
+            nothing,
+            "{isolation:?}: a session open at the same time sees another's data"
+        );
+        first.close().await.unwrap();
+        let third = browser.session().await.unwrap();
+        third.goto(&site).await.unwrap();
+        assert_eq!(
+            third.execute(READ, vec![]).await.unwrap(),
+            nothing,
+            "{isolation:?}: a later session sees an ended session's data"
+        );
+        second.close().await.unwrap();
+        third.close().await.unwrap();
+        assert_eq!(browser.isolated_sessions_open().await.unwrap(), 0);
+        browser.stop_shared().await;
+        browser.shutdown();
+    }
 }

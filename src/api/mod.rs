@@ -581,6 +581,7 @@ async fn get_job(
 ) -> Result<Json<Job>, ApiError> {
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(query.wait.unwrap_or(0).min(30));
+    let mut changes = state.queue.changes();
     loop {
         let job = state
             .queue
@@ -591,7 +592,8 @@ async fn get_job(
         if changed || job.state.is_final() || tokio::time::Instant::now() >= deadline {
             return Ok(Json(job));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Woken by a change this process makes; a change by another process shows on the poll.
+        let _ = tokio::time::timeout(Duration::from_millis(100), changes.changed()).await;
     }
 }
 

@@ -30,15 +30,24 @@ impl SessionPool {
         pool
     }
 
-    /// A session nobody has used: a ready one if there is one, else a new one. Starts the next.
+    /// A session nobody has used: a ready one if there is one, else a new one (and then the
+    /// pool is topped up at once: a burst). Otherwise the caller tops it up with
+    /// [`SessionPool::top_up`] once its job is done, so starting the next session does not
+    /// compete with the job for the CPU.
     pub async fn take(self: &Arc<Self>) -> Result<Session, BrowserError> {
         let ready = self.ready.lock().expect("pool lock").pop_front();
-        let session = match ready {
-            Some(session) => session,
-            None => self.browser.session().await?,
-        };
+        match ready {
+            Some(session) => Ok(session),
+            None => {
+                self.top_up();
+                self.browser.session().await
+            }
+        }
+    }
+
+    /// Starts sessions in the background until `size` are waiting.
+    pub fn top_up(self: &Arc<Self>) {
         self.clone().refill();
-        Ok(session)
     }
 
     /// How many started sessions are waiting.
@@ -46,7 +55,7 @@ impl SessionPool {
         self.ready.lock().expect("pool lock").len()
     }
 
-    /// Tops the pool up in the background (one refill task at a time).
+    /// One refill task at a time.
     fn refill(self: Arc<Self>) {
         if self.size == 0 || self.refilling.swap(true, Ordering::SeqCst) {
             return;

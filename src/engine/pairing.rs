@@ -268,7 +268,9 @@ impl Run<'_> {
                 .first()
                 .and_then(|name| self.spec.overlays.iter().find(|o| &o.name == name))
             {
-                self.session.click(&overlay.dismiss.source).await?;
+                self.session
+                    .click(&overlay.dismiss.source, self.spec.input)
+                    .await?;
                 self.record(&found.page, format!("dismissed {}", overlay.name));
             } else if let Some(code_page) = &rule.code {
                 // 3. A code page: type a code if a source has one, else end with what was asked.
@@ -403,9 +405,13 @@ impl Run<'_> {
                         FillValue::Username => self.credentials.username.as_str(),
                         FillValue::Password => self.credentials.password.expose_secret(),
                     };
-                    self.session.fill(&target.source, text).await?;
+                    self.session
+                        .fill(&target.source, text, self.spec.input)
+                        .await?;
                 }
-                Action::Click { target } => self.session.click(&target.source).await?,
+                Action::Click { target } => {
+                    self.session.click(&target.source, self.spec.input).await?
+                }
             }
         }
         Ok(())
@@ -419,8 +425,9 @@ impl Run<'_> {
     ) -> Result<bool, PairingError> {
         let code_page = rule.code.as_ref().expect("code rule");
         let code = Zeroizing::new(code.expose_secret().trim().to_string());
-        let inputs = self.session.visible(&code_page.inputs.source).await?;
-        let fits = match inputs.len() {
+        let css = &code_page.inputs.source;
+        let boxes = self.session.count_visible(css).await?;
+        let fits = match boxes {
             0 => false,
             1 => code_page.length.is_none_or(|n| n == code.chars().count()),
             boxes => boxes == code.chars().count(),
@@ -428,13 +435,15 @@ impl Run<'_> {
         if !fits {
             return Ok(false);
         }
-        if inputs.len() == 1 {
-            self.session.fill(&code_page.inputs.source, &code).await?;
+        if boxes == 1 {
+            self.session.fill(css, &code, self.spec.input).await?;
         } else {
-            self.session.fill_each(&inputs, &code).await?;
+            self.session.fill_each(css, &code, self.spec.input).await?;
         }
         self.typed_codes.push(code);
-        self.session.click(&code_page.submit.source).await?;
+        self.session
+            .click(&code_page.submit.source, self.spec.input)
+            .await?;
         Ok(true)
     }
 

@@ -36,6 +36,10 @@ struct SpecFile {
     /// The longest the engine waits for a page to change after acting.
     #[serde(default = "default_step_timeout_ms")]
     step_timeout_ms: u64,
+    /// How fields are filled and buttons clicked: `script` (default, one call each) or `native`
+    /// (key events and pointer clicks, for a portal that only reacts to trusted input).
+    #[serde(default)]
+    input: crate::browser::Input,
     #[serde(default)]
     overlays: Vec<OverlayFile>,
     pages: Vec<PageFile>,
@@ -193,6 +197,7 @@ pub struct ProviderSpec {
     pub entry_host: String,
     pub entry_path: String,
     pub step_timeout_ms: u64,
+    pub input: crate::browser::Input,
     pub overlays: Vec<OverlayRule>,
     pub pages: Vec<PageRule>,
     pub external_steps: BTreeMap<String, ExternalSteps>,
@@ -507,6 +512,7 @@ impl Compiler<'_> {
             entry_host: entry_host.to_string(),
             entry_path: entry_path.to_string(),
             step_timeout_ms: raw.step_timeout_ms,
+            input: raw.input,
             overlays,
             pages,
             external_steps,

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyPool, Connection, Row};
 use zeroize::Zeroizing;
 
 pub use keys::{Key, KeyError, KeyRing};
@@ -109,6 +109,9 @@ pub struct Queue {
     keys: Arc<KeyRing>,
     clock: Clock,
     config: QueueConfig,
+    /// Bumped on every job change this process makes, so its own waiters (idle slots, the code
+    /// bridge, API long-polls) wake at once; changes by other processes are seen by polling.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -179,7 +182,6 @@ impl Queue {
         // One direct connection first: a corrupt file or a refused login fails here, clearly,
         // instead of as a pool timeout.
         {
-            use sqlx::Connection;
             let mut probe = sqlx::AnyConnection::connect(&connect_url)
                 .await
                 .map_err(open_error)?;
@@ -208,6 +210,14 @@ impl Queue {
                         sqlx::query("PRAGMA foreign_keys = ON")
                             .execute(&mut *conn)
                             .await?;
+                        // In WAL mode NORMAL never corrupts the file and survives a process
+                        // crash; only an OS crash or power cut may roll back the last commits,
+                        // which re-runs a job at worst. The commits that guard merchants from
+                        // lockout are made durable one by one (see `finish`). FULL on every
+                        // commit was most of a job's queue cost.
+                        sqlx::query("PRAGMA synchronous = NORMAL")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -221,6 +231,7 @@ impl Queue {
             keys: Arc::new(keys),
             clock,
             config,
+            changes: tokio::sync::watch::Sender::new(0),
         };
         queue.refuse_foreign(&shown).await?;
         MIGRATOR
@@ -240,6 +251,16 @@ impl Queue {
 
     pub fn config(&self) -> &QueueConfig {
         &self.config
+    }
+
+    /// Changes whenever this process changes a job: wait on it (with a poll interval as the
+    /// timeout) instead of sleeping.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn touch(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     pub async fn close(&self) {
@@ -528,6 +549,7 @@ impl Queue {
                     .job_by_id(&id)
                     .await?
                     .ok_or(QueueError::UnknownJob(id))?;
+                self.touch();
                 return Ok(Submitted { job, created: true });
             }
             // Another submit won the race: loop to return its job (or, if it already finished,
@@ -662,7 +684,7 @@ impl Queue {
             };
             let row = sqlx::query(&format!(
                 "UPDATE jobs SET state = 'running', lease_token = $1, lease_expires = $2, \
-                 worker = $3, attempts = attempts + 1, updated_at = $4 \
+                 worker = $3, attempts = attempts + 1, updated_at = $4, started_at = $4 \
                  WHERE id = (SELECT j.id FROM jobs j JOIN accounts a ON a.id = j.account_id \
                    WHERE j.state = 'queued' AND j.run_at <= $4 \
                    AND (a.code_pending_until IS NULL OR a.code_pending_until <= $4) \
@@ -723,6 +745,19 @@ impl Queue {
     /// have used all their attempts). Returns how many were rescued.
     pub async fn rescue_expired(&self) -> Result<u64, QueueError> {
         let now = self.clock.now_ms();
+        // Every idle slot calls this on every poll: a read answers "nothing to rescue" without
+        // a write transaction (and its fsync) almost every time.
+        let expired: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM jobs \
+             WHERE state IN ('running', 'awaiting_code') AND lease_expires < $1",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?
+        .get(0);
+        if expired == 0 {
+            return Ok(0);
+        }
         let failed = sqlx::query(
             "UPDATE jobs SET state = 'failed', lease_token = NULL, code_request = NULL, code_verdict = NULL, \
              error = 'the worker running it stopped responding, too many times', \
@@ -743,6 +778,7 @@ impl Queue {
         .await?;
         let rescued = failed.rows_affected() + requeued.rows_affected();
         if rescued > 0 {
+            self.touch();
             tracing::warn!(rescued, "rescued jobs whose worker stopped heartbeating");
         }
         Ok(rescued)
@@ -845,6 +881,7 @@ impl Queue {
         if inserted.rows_affected() == 0 {
             return Err(CodeError::AlreadySubmitted);
         }
+        self.touch();
         Ok(())
     }
 
@@ -878,6 +915,7 @@ impl Queue {
         .execute(&self.pool)
         .await
         .map_err(QueueError::from)?;
+        self.touch();
         lease_held(lease, done.rows_affected())
     }
 
@@ -895,6 +933,7 @@ impl Queue {
         .execute(&self.pool)
         .await
         .map_err(QueueError::from)?;
+        self.touch();
         lease_held(lease, done.rows_affected())
     }
 
@@ -961,8 +1000,22 @@ impl Queue {
         } else {
             (JobState::Failed, now, Some(now))
         };
+        // A failed login or rejected credentials must survive even a power cut: the budget and
+        // the "no retry until the credentials change" rule are what keep merchants from being
+        // locked out. SQLite fsyncs this one commit; PostgreSQL commits durably anyway.
+        let guards_lockout = outcome.is_some_and(|o| {
+            o.decision().failed_login || matches!(o, Outcome::InvalidCredentials(_))
+        });
+        let mut conn = self.pool.acquire().await.map_err(QueueError::from)?;
+        let durable_sqlite = guards_lockout && self.backend == Backend::Sqlite;
+        if durable_sqlite {
+            sqlx::query("PRAGMA synchronous = FULL")
+                .execute(&mut *conn)
+                .await
+                .map_err(QueueError::from)?;
+        }
         // One transaction: nobody sees the job final without its history and account effects.
-        let mut tx = self.pool.begin().await.map_err(QueueError::from)?;
+        let mut tx = conn.begin().await.map_err(QueueError::from)?;
         let done = sqlx::query(
             "UPDATE jobs SET state = $1, run_at = $2, finished_at = $3, outcome = $4, result = $5, \
              error = $6, lease_token = NULL, code_request = NULL, code_verdict = NULL, updated_at = $7 \
@@ -989,6 +1042,13 @@ impl Queue {
             None => None,
         };
         tx.commit().await.map_err(QueueError::from)?;
+        if durable_sqlite {
+            sqlx::query("PRAGMA synchronous = NORMAL")
+                .execute(&mut *conn)
+                .await
+                .map_err(QueueError::from)?;
+        }
+        drop(conn);
         let finished = self
             .job_by_id(&lease.job)
             .await?
@@ -1011,6 +1071,7 @@ impl Queue {
 
     /// Queues a `job.updated` webhook event (best effort: the job's own write already happened).
     async fn emit_job(&self, job: &Job) {
+        self.touch();
         let data = serde_json::json!({
             "job": {
                 "id": job.id,
@@ -1268,7 +1329,7 @@ const ACCOUNT_COLUMNS: &str = "id, organisation, provider, stores, credentials_v
 
 const JOB_COLUMNS: &str = "j.id, j.account_id, a.organisation, a.provider, j.kind, j.interactive, \
     j.state, j.credentials_version, j.attempts, j.run_at, j.code_request, j.code_verdict, j.outcome, j.result, j.error, j.created_at, \
-    j.updated_at, j.finished_at";
+    j.updated_at, j.started_at, j.finished_at";
 
 fn job_from_row(row: &AnyRow) -> Result<Job, QueueError> {
     let corrupt = |what: &str| QueueError::Corrupt(format!("job {what}"));
@@ -1308,6 +1369,7 @@ fn job_from_row(row: &AnyRow) -> Result<Job, QueueError> {
         error: row.get("error"),
         created_at: time(row.get("created_at")),
         updated_at: time(row.get("updated_at")),
+        started_at: row.get::<Option<i64>, _>("started_at").map(time),
         finished_at: row.get::<Option<i64>, _>("finished_at").map(time),
     })
 }

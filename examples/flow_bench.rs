@@ -12,7 +12,8 @@
 //!
 //! `cargo run --release --example flow_bench -- http://127.0.0.1:PORT` (a running sandbox).
 //! Environment: `BENCH_PRESTARTED` pre-started sessions per worker (default: the product's);
-//! `BENCH_ISOLATION=browser` a new Chromium per session instead of a browser context.
+//! `BENCH_ISOLATION=browser` a new Chromium per session instead of a browser context;
+//! `BENCH_ACTIVE` pairings driving the browser at once (default: the product's, twice the CPUs).
 
 use std::collections::HashSet;
 use std::io::BufRead;
@@ -115,8 +116,13 @@ impl Bench {
             Ok(n) => n.parse().context("BENCH_PRESTARTED")?,
             Err(_) => WorkerConfig::default().prestarted_sessions,
         };
+        let active = match std::env::var("BENCH_ACTIVE") {
+            Ok(n) => n.parse().context("BENCH_ACTIVE")?,
+            Err(_) => WorkerConfig::default().active_pairings,
+        };
         let config = WorkerConfig {
             slots,
+            active_pairings: active,
             prestarted_sessions: prestarted,
             // The sandbox has no rate limit; the product default (10/min per provider) would
             // measure the limiter, not the machine.

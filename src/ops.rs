@@ -93,6 +93,10 @@ pub struct ServeArgs {
     /// Concurrent pairings (browser sessions).
     #[arg(long, default_value_t = 2)]
     slots: usize,
+    /// How many of those drive the browser at once (default: twice the CPU count); the others
+    /// wait for a turn, and a job waiting for a code gives its turn up.
+    #[arg(long)]
+    active: Option<usize>,
     /// WebDriver endpoint (chromedriver or Selenium Grid); default: start a local chromedriver.
     #[arg(long, env = "PAIRING_WORKER_WEBDRIVER")]
     webdriver: Option<String>,
@@ -142,6 +146,9 @@ pub async fn serve(registry: Registry, args: ServeArgs) -> anyhow::Result<ExitCo
         .context("starting the browser")?;
     let config = WorkerConfig {
         slots: args.slots,
+        active_pairings: args
+            .active
+            .unwrap_or(WorkerConfig::default().active_pairings),
         grace: Duration::from_secs(args.grace_secs),
         logins_per_minute: NonZeroU32::new(args.logins_per_minute)
             .context("--logins-per-minute must be at least 1")?,

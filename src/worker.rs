@@ -20,8 +20,15 @@ use crate::queue::{Claimed, HeartbeatError, Job, Lease, Queue, RunResult};
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Concurrent pairings (browser sessions). Two per core is where throughput peaks.
+    /// Jobs in flight (claimed, each with its own browser session): jobs waiting for a
+    /// merchant's code hold a slot for minutes, so this may be well above the CPU count.
     pub slots: usize,
+    /// How many of those drive the browser at the same time; the others wait for a turn (their
+    /// lease kept alive), and a job waiting for a code gives its turn up, so many slots can wait
+    /// for merchants without crowding the browser. Twice the CPU count by default: on two cores
+    /// flows per minute are flat from one to eight at once (BENCHMARKS.md), and a page load
+    /// leaves the CPU to another flow, but every flow beyond that is slower and holds memory.
+    pub active_pairings: usize,
     /// Names this worker in job rows and logs.
     pub worker_id: String,
     /// How often an idle slot looks for work.
@@ -44,6 +51,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             slots: 2,
+            active_pairings: 2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
             worker_id: format!(
                 "{}-{}",
                 std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()),
@@ -65,6 +73,8 @@ pub struct Worker {
     sessions: Arc<SessionPool>,
     config: WorkerConfig,
     logins: DefaultKeyedRateLimiter<String>,
+    /// Turns to drive the browser (see [`WorkerConfig::active_pairings`]).
+    turns: Arc<tokio::sync::Semaphore>,
     /// Used sessions being deleted in the background (awaited before `run` returns).
     closing: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -78,12 +88,14 @@ impl Worker {
     ) -> Arc<Worker> {
         let logins = RateLimiter::keyed(Quota::per_minute(config.logins_per_minute));
         let sessions = SessionPool::new(browser, config.prestarted_sessions);
+        let turns = Arc::new(tokio::sync::Semaphore::new(config.active_pairings.max(1)));
         Arc::new(Worker {
             queue,
             registry,
             sessions,
             config,
             logins,
+            turns,
             closing: std::sync::Mutex::new(Vec::new()),
         })
     }
@@ -310,10 +322,21 @@ impl Worker {
             ..self.config.pairing.clone()
         };
         let started = std::time::Instant::now();
+        let turn = self
+            .turns
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("never closed");
+        let mut codes = TurnGivenUp {
+            inner: codes,
+            turns: self.turns.clone(),
+            turn: Some(turn),
+        };
         let session = match self.sessions.take().await {
             Ok(session) => session,
             Err(error) => {
-                codes.close().await;
+                codes.inner.close().await;
                 return RunResult::Infrastructure(error.to_string());
             }
         };
@@ -327,6 +350,7 @@ impl Worker {
         );
         crate::metrics::METRICS.session_opened();
         let result = pair(&session, &spec, &secrets.credentials, &mut codes, &options).await;
+        let TurnGivenUp { inner: codes, .. } = codes; // the turn ends with the pairing
         self.close_later(session);
         crate::metrics::METRICS.session_closed();
         crate::metrics::METRICS.pairing_finished(started.elapsed());
@@ -354,6 +378,33 @@ impl Worker {
             },
             Err(error) => RunResult::Infrastructure(error.to_string()),
         }
+    }
+}
+
+/// A job's code sources, giving the job's turn at the browser up while it waits for a code (a
+/// merchant may take minutes) and taking a turn again before the code is typed.
+struct TurnGivenUp<C> {
+    inner: C,
+    turns: Arc<tokio::sync::Semaphore>,
+    turn: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl<C: crate::codes::CodeSource> crate::codes::CodeSource for TurnGivenUp<C> {
+    async fn code(
+        &mut self,
+        request: &crate::outcome::CodeRequest,
+        previous: Option<Outcome>,
+    ) -> Result<crate::codes::CodeAnswer, crate::codes::CodeSourceError> {
+        drop(self.turn.take());
+        let answer = self.inner.code(request, previous).await;
+        self.turn = Some(
+            self.turns
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("never closed"),
+        );
+        answer
     }
 }
 

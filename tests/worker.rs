@@ -451,3 +451,57 @@ async fn sessions_share_no_cookies_or_storage() {
         browser.shutdown();
     }
 }
+
+/// The shared browser of context isolation can die or hang under the worker: the sessions in it
+/// fail as infrastructure errors (retried by the queue), and the next session gets a new browser
+/// instead of waiting on the broken one forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_or_hung_shared_browser_is_replaced() {
+    use pairing_worker::browser::{Browser, BrowserConfig, BrowserError, Isolation};
+    let browser = Browser::launch(BrowserConfig {
+        isolation: Some(Isolation::Context),
+        command_timeout: Duration::from_secs(3),
+        ..BrowserConfig::default()
+    })
+    .await
+    .unwrap();
+    let page = "data:text/html,<p>alive</p>";
+    for (signal, what) in [(libc::SIGKILL, "killed"), (libc::SIGSTOP, "hung")] {
+        let session = browser.session().await.unwrap();
+        session.goto(page).await.unwrap();
+        let pid = browser
+            .shared_browser_pid()
+            .await
+            .expect("a shared browser runs");
+        // SAFETY: kill(2) on a browser process this test's chromedriver started.
+        unsafe { libc::kill(pid as i32, signal) };
+        let failed = session.goto(page).await;
+        assert!(
+            matches!(
+                failed,
+                Err(BrowserError::Command { .. } | BrowserError::Timeout { .. })
+            ),
+            "{what}: a command in the broken browser is an infrastructure error, got {failed:?}"
+        );
+        drop(session);
+        // The hung browser is noticed by the first DevTools call that goes unanswered.
+        let mut replaced = None;
+        for _ in 0..3 {
+            if let Ok(next) = browser.session().await {
+                replaced = Some(next);
+                break;
+            }
+        }
+        let next = replaced.unwrap_or_else(|| panic!("{what}: no new browser was started"));
+        next.goto(page).await.unwrap();
+        let new_pid = browser.shared_browser_pid().await.unwrap();
+        assert_ne!(new_pid, pid, "{what}: the broken browser is still in use");
+        next.close().await.unwrap();
+        if signal == libc::SIGSTOP {
+            // SAFETY: as above; the stopped browser is killed so it does not linger.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
+    browser.stop_shared().await;
+    browser.shutdown();
+}

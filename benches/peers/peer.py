@@ -1,8 +1,9 @@
 """The stdin protocol the Python peers of scripts/bench-flows.py share (see playwright/flow.mjs).
 
-A peer gives `run_peer` two callables: `warm()` runs one flow in a session it keeps, and
-`isolated()` opens a new WebDriver session, runs the flow and deletes the session. Batches run
-isolated flows on threads (each WebDriver call blocks on I/O, so threads are what such a script uses).
+A peer gives `run_peer` how to open a session (a new browser), run the flow in one, and end one,
+plus how to shut down. `warm` runs the flow in one session kept across flows; `isolated` opens a
+session, runs the flow and ends the session. Batches run isolated flows on threads (each WebDriver
+call blocks on I/O, so threads are what such a script uses).
 """
 import json
 import os
@@ -41,7 +42,21 @@ def batch(isolated, concurrency, total):
         raise errors[0]
 
 
-def run_peer(warm, isolated, close):
+def run_peer(open_session, run_flow, end_session, shutdown):
+    kept = []
+
+    def warm():
+        if not kept:
+            kept.append(open_session())
+        run_flow(kept[0])
+
+    def isolated():
+        session = open_session()
+        try:
+            run_flow(session)
+        finally:
+            end_session(session)
+
     def timed(work):
         started = time.perf_counter()
         work()
@@ -66,4 +81,6 @@ def run_peer(warm, isolated, close):
         except Exception as error:
             answer = "err " + (str(error).splitlines() or [type(error).__name__])[0]
         print(answer, flush=True)
-    close()
+    for session in kept:
+        end_session(session)
+    shutdown()

@@ -126,6 +126,22 @@ pub(super) async fn open_contexts(browser: &Browser) -> Result<usize, BrowserErr
     }
 }
 
+/// The shared browser's process id, if one runs (health checks, tests that kill it).
+pub(super) async fn shared_pid(browser: &Browser) -> Option<u32> {
+    let host = browser.host.lock().await.clone()?;
+    let info = host
+        .cdp
+        .call("SystemInfo.getProcessInfo", json!({}))
+        .await
+        .ok()?;
+    info["processInfo"]
+        .as_array()?
+        .iter()
+        .find(|process| process["type"] == "browser")
+        .and_then(|process| process["id"].as_u64())
+        .map(|id| id as u32)
+}
+
 /// Ends the shared browser, if one runs (its sessions' contexts go with it).
 pub(super) async fn stop(browser: &Browser) {
     if let Some(host) = browser.host.lock().await.take() {

@@ -4,6 +4,8 @@ events, no element round trips), so what is left is the browser's own work plus 
 per step: no real tool can be faster on this flow."""
 import http.client
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -42,7 +44,9 @@ return [...document.querySelectorAll(arguments[0].store)].map(e => e.dataset.bra
 with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     PORT = s.getsockname()[1]
-driver = subprocess.Popen([CHROMEDRIVER, f"--port={PORT}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+# Its own process group, so no browser outlives this script (see close()).
+driver = subprocess.Popen([CHROMEDRIVER, f"--port={PORT}"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, start_new_session=True)
 for _ in range(100):
     try:
         socket.create_connection(("127.0.0.1", PORT), timeout=1).close()
@@ -98,29 +102,9 @@ def run_flow(session):
         raise RuntimeError(f"stores {stores}")
 
 
-warm_session = None
-
-
-def warm():
-    global warm_session
-    if warm_session is None:
-        warm_session = Session()
-    run_flow(warm_session)
-
-
-def isolated():
-    session = Session()
-    try:
-        run_flow(session)
-    finally:
-        session.close()
-
-
-def close():
-    if warm_session is not None:
-        warm_session.close()
-    driver.terminate()
+def shutdown():
+    os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
 
 
-run_peer(warm, isolated, close)
+run_peer(Session, run_flow, Session.close, shutdown)

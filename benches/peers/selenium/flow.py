@@ -1,6 +1,8 @@
 """Selenium (Python) reference peer for scripts/bench-flows.py: the sandbox flow of ../flow.json as
 a team would hand-write it (find_element, send_keys, click, implicit waits), one chromedriver for
 every session, Debian's Chromium."""
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -14,7 +16,8 @@ from selenium.webdriver.common.by import By  # noqa: E402
 BASE = sys.argv[1]
 SEL = FLOW["selectors"]
 
-service = Service(CHROMEDRIVER)
+# Its own process group, so no browser outlives this script (see close()).
+service = Service(CHROMEDRIVER, popen_kw={"start_new_session": True})
 service.start()
 
 
@@ -43,28 +46,13 @@ def run_flow(driver):
         raise RuntimeError(f"stores {stores}")
 
 
-warm_driver = None
-
-
-def warm():
-    global warm_driver
-    if warm_driver is None:
-        warm_driver = new_driver()
-    run_flow(warm_driver)
-
-
-def isolated():
-    driver = new_driver()
-    try:
-        run_flow(driver)
-    finally:
-        driver.quit()
-
-
-def close():
-    if warm_driver is not None:
-        warm_driver.quit()
+def shutdown():
+    pid = service.process.pid
     service.stop()
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
-run_peer(warm, isolated, close)
+run_peer(new_driver, run_flow, lambda driver: driver.quit(), shutdown)

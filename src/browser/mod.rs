@@ -70,7 +70,7 @@ impl Default for BrowserConfig {
 pub enum Isolation {
     /// A fresh browser context (as a Playwright context or an incognito profile: separate
     /// cookies, storage and cache) in one long-lived Chromium, with its own window, driven by a
-    /// WebDriver session attached to that browser. Tens of ms and one renderer per session.
+    /// WebDriver session attached to that browser. ≈ 0.15 s and one renderer per session.
     /// Needs the WebDriver endpoint on the browser's machine (a local chromedriver).
     Context,
     /// A new Chromium with a fresh profile per session: ≈ 0.5 s of start-up plus ≈ 1 CPU-second

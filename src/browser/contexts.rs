@@ -19,7 +19,7 @@ use super::{Browser, BrowserError, Owner, Session};
 /// The shared Chromium and the WebDriver sessions attached to it.
 pub(super) struct Host {
     /// The WebDriver session that started the browser; deleting it ends the browser.
-    anchor: Option<Client>,
+    anchor: Client,
     cdp: Cdp,
     debugger_address: String,
     /// Attached WebDriver sessions waiting for their next context's window.
@@ -73,12 +73,10 @@ async fn host(browser: &Browser) -> Result<Arc<Host>, BrowserError> {
         tracing::warn!("the shared browser died or hung; starting a new one");
         // Deleting the session that started it ends that browser (sessions still in it fail
         // as infrastructure errors and are retried).
-        if let Some(anchor) = host.anchor.clone() {
-            let timeout = host.timeout;
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(timeout, anchor.close()).await;
-            });
-        }
+        let (anchor, timeout) = (host.anchor.clone(), host.timeout);
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(timeout, anchor.close()).await;
+        });
     }
     let (anchor, profile) = browser.launch_chromium().await?;
     let debugger_address = anchor
@@ -100,7 +98,7 @@ async fn host(browser: &Browser) -> Result<Arc<Host>, BrowserError> {
         }
     };
     let host = Arc::new(Host {
-        anchor: Some(anchor),
+        anchor,
         cdp,
         debugger_address,
         lanes: Mutex::new(Vec::new()),
@@ -149,9 +147,7 @@ pub(super) async fn stop(browser: &Browser) {
         for lane in lanes {
             let _ = tokio::time::timeout(host.timeout, lane.close()).await;
         }
-        if let Some(anchor) = host.anchor.clone() {
-            let _ = tokio::time::timeout(host.timeout, anchor.close()).await;
-        }
+        let _ = tokio::time::timeout(host.timeout, host.anchor.clone().close()).await;
     }
 }
 

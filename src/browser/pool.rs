@@ -26,7 +26,7 @@ impl SessionPool {
             refilling: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         });
-        pool.clone().refill();
+        pool.top_up();
         pool
     }
 
@@ -45,18 +45,13 @@ impl SessionPool {
         }
     }
 
-    /// Starts sessions in the background until `size` are waiting.
-    pub fn top_up(self: &Arc<Self>) {
-        self.clone().refill();
-    }
-
     /// How many started sessions are waiting.
     pub fn ready(&self) -> usize {
         self.ready.lock().expect("pool lock").len()
     }
 
-    /// One refill task at a time.
-    fn refill(self: Arc<Self>) {
+    /// Starts sessions in the background until `size` are waiting (one refill task at a time).
+    pub fn top_up(self: &Arc<Self>) {
         if self.size == 0 || self.refilling.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -64,11 +59,12 @@ impl SessionPool {
             self.refilling.store(false, Ordering::SeqCst);
             return;
         };
+        let pool = self.clone();
         runtime.spawn(async move {
-            while !self.closed.load(Ordering::SeqCst) && self.ready() < self.size {
-                match self.browser.session().await {
-                    Ok(session) if !self.closed.load(Ordering::SeqCst) => {
-                        self.ready.lock().expect("pool lock").push_back(session)
+            while !pool.closed.load(Ordering::SeqCst) && pool.ready() < pool.size {
+                match pool.browser.session().await {
+                    Ok(session) if !pool.closed.load(Ordering::SeqCst) => {
+                        pool.ready.lock().expect("pool lock").push_back(session)
                     }
                     Ok(session) => {
                         let _ = session.close().await;
@@ -80,7 +76,7 @@ impl SessionPool {
                     }
                 }
             }
-            self.refilling.store(false, Ordering::SeqCst);
+            pool.refilling.store(false, Ordering::SeqCst);
         });
     }
 

@@ -1000,12 +1000,10 @@ impl Queue {
         } else {
             (JobState::Failed, now, Some(now))
         };
-        // A failed login or rejected credentials must survive even a power cut: the budget and
-        // the "no retry until the credentials change" rule are what keep merchants from being
-        // locked out. SQLite fsyncs this one commit; PostgreSQL commits durably anyway.
-        let guards_lockout = outcome.is_some_and(|o| {
-            o.decision().failed_login || matches!(o, Outcome::InvalidCredentials(_))
-        });
+        // A failed login (rejected credentials among them) must survive even a power cut: the
+        // budget and the "no retry until the credentials change" rule are what keep merchants
+        // from being locked out. SQLite fsyncs this one commit; PostgreSQL commits durably anyway.
+        let guards_lockout = outcome.is_some_and(|o| o.decision().failed_login);
         let mut conn = self.pool.acquire().await.map_err(QueueError::from)?;
         let durable_sqlite = guards_lockout && self.backend == Backend::Sqlite;
         if durable_sqlite {

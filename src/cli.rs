@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use pairing_worker::browser::{Browser, BrowserConfig};
 use pairing_worker::codes::{merchant_codes, AccountCodes, CodeSubmitter, TotpSource};
-use pairing_worker::engine::classify::classify as classify_page;
+use pairing_worker::engine::classify::{classify_snapshot, Snapshot};
+use pairing_worker::engine::explain::explain;
 use pairing_worker::engine::pairing::{pair_in_new_session, PairingOptions};
 use pairing_worker::fixtures;
 use pairing_worker::outcome::Outcome;
@@ -93,6 +94,16 @@ pub struct ClassifyArgs {
     /// The URL the page was at (default: the provider's entry URL).
     #[arg(long)]
     url: Option<String>,
+    /// The HTTP status the page was served with (a 5xx page is an outage whatever it shows).
+    #[arg(long)]
+    status: Option<u16>,
+    /// Explain: each rule's match or near miss, the walls, the message surfaces and the concepts
+    /// read in them, every candidate outcome in precedence order and the winner.
+    #[arg(long)]
+    explain: bool,
+    /// With --explain: JSON instead of text.
+    #[arg(long, requires = "explain")]
+    json: bool,
 }
 
 /// Reads a file that must be an HTML page, with one clear error otherwise.
@@ -118,7 +129,17 @@ pub fn classify(registry: &Registry, args: ClassifyArgs) -> anyhow::Result<ExitC
     let spec = registry.get(&args.provider)?;
     let html = read_html(&args.file)?;
     let url = args.url.unwrap_or_else(|| spec.entry_url(None));
-    match classify_page(&spec, &url, &html, None) {
+    let snapshot = Snapshot::parse(&url, &html).with_status(args.status);
+    if args.explain {
+        let explanation = explain(&spec, &snapshot, None);
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&explanation)?);
+        } else {
+            print!("{explanation}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    match classify_snapshot(&spec, &snapshot, None) {
         Ok(found) => {
             println!("{}", serde_json::to_string_pretty(&found)?);
             Ok(ExitCode::SUCCESS)

@@ -6,8 +6,10 @@
 pub mod api;
 pub mod browser;
 pub mod codes;
+pub mod corpus;
 pub mod engine;
 pub mod fixtures;
+pub mod lexicon;
 pub mod metrics;
 pub mod outcome;
 pub mod provider;

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use pairing_worker::provider::{Files, Registry};
 
 mod cli;
+mod lexicon_cli;
 mod ops;
 
 /// Logs restaurants back into their delivery-platform merchant portals with a real browser.
@@ -75,6 +76,9 @@ enum Command {
     /// Bearer tokens for the HTTP API.
     #[command(subcommand)]
     Tokens(ops::TokensCommand),
+    /// The shared lexicon: what it reads in a text, and its size.
+    #[command(subcommand)]
+    Lexicon(lexicon_cli::LexiconCommand),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
             Command::Accounts(command) => ops::accounts(&registry, command).await,
             Command::Jobs(command) => ops::jobs(command).await,
             Command::Tokens(command) => ops::tokens(command).await,
+            Command::Lexicon(command) => lexicon_cli::lexicon(&registry, command),
         }
     });
     match result {

@@ -158,6 +158,26 @@ pub struct Store {
     pub brand: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// The status, understood: from the status text in any language, or the item's own words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StoreState>,
+}
+
+/// A store's state on the platform, normalised from whatever the portal shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::AsRefStr)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum StoreState {
+    /// Takes orders (or would, within its hours).
+    Active,
+    /// Deactivated, suspended, offboarded: never `paired` while the store is expected.
+    Inactive,
+    /// Paused by the merchant (busy, a break): a normal state of a working store.
+    Paused,
+    /// Outside opening hours or offline: a normal state of a working store.
+    Closed,
+    /// A status the lexicon does not know.
+    Unknown,
 }
 
 /// What the dashboard offers the merchant.
@@ -238,6 +258,15 @@ impl Outcome {
         }
     }
 
+    /// Where this outcome stands when a page says several things at once: lower wins. THE
+    /// precedence order, most protective first ([`PRECEDENCE`]).
+    pub fn precedence(self) -> usize {
+        PRECEDENCE
+            .iter()
+            .position(|tier| tier.contains(&self))
+            .expect("PRECEDENCE lists every outcome (tested)")
+    }
+
     /// Whether re-entering credentials (and a code) can repair this outcome.
     pub fn is_reauth_repairable(self) -> bool {
         self.decision().resolution == Resolution::Reconnect
@@ -277,6 +306,52 @@ impl Outcome {
         all
     }
 }
+
+/// When one page says several things (a lockout notice that also mentions wrong passwords, a
+/// code dialog that blocks after too many codes, a maintenance notice inside the logged-in
+/// layout), the most protective reading wins: the one whose decision does the least harm if the
+/// others were true. A lock beats a rate limit (neither is retried, the lock needs the merchant);
+/// a rate limit beats a wall; a wall beats an outage (an outage is retried, a wall must not be
+/// hammered); an outage beats code and credential errors (a transient failure is not the
+/// merchant's fault, and is never sent to Reconnect); an unreadable error beats code and credential
+/// errors (we do not know it is only that); code errors beat credential errors (a code page is past
+/// the password); credentials beat store configuration; everything beats `paired`.
+pub const PRECEDENCE: &[&[Outcome]] = &[
+    &[Outcome::BlockedByThirdParty(Blocked::AccountLocked)],
+    &[Outcome::BlockedByThirdParty(Blocked::TooManyAttempts)],
+    // One tier: a wall and a captcha lead to the same decision; within it the strongest evidence
+    // names it (a vendor's widget or page before a sentence about "unusual activity").
+    &[
+        Outcome::BlockedByThirdParty(Blocked::BotProtection),
+        Outcome::BlockedByThirdParty(Blocked::Captcha),
+    ],
+    &[Outcome::ProviderUnavailable(Unavailable::Maintenance)],
+    &[Outcome::ProviderUnavailable(Unavailable::ServerError)],
+    &[Outcome::ProviderUnavailable(Unavailable::Timeout)],
+    &[Outcome::UnrecognizedPage],
+    &[Outcome::TwoFactor(TwoFactor::CodeExpired)],
+    &[Outcome::TwoFactor(TwoFactor::CodeInvalid)],
+    &[Outcome::TwoFactor(TwoFactor::CodeTimeout)],
+    &[Outcome::TwoFactor(TwoFactor::CodeRequired)],
+    &[Outcome::TwoFactor(TwoFactor::MethodUnsupported)],
+    &[Outcome::InvalidStoreConfig(
+        StoreConfig::NonTraditionalLogin,
+    )],
+    &[Outcome::InvalidCredentials(
+        InvalidCredentials::PasswordExpired,
+    )],
+    &[Outcome::InvalidCredentials(
+        InvalidCredentials::UnknownAccount,
+    )],
+    &[Outcome::InvalidCredentials(
+        InvalidCredentials::WrongPassword,
+    )],
+    &[Outcome::InvalidStoreConfig(StoreConfig::TermsNotAccepted)],
+    &[Outcome::InvalidStoreConfig(StoreConfig::InsufficientRole)],
+    &[Outcome::InvalidStoreConfig(StoreConfig::RestaurantInactive)],
+    &[Outcome::InvalidStoreConfig(StoreConfig::StoreNotFound)],
+    &[Outcome::Paired],
+];
 
 /// The decision table as Markdown (the README embeds it; a test keeps them equal).
 pub fn decision_table_markdown() -> String {
@@ -359,6 +434,41 @@ pub mod compact {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn precedence_lists_every_outcome_once_most_protective_first() {
+        let listed: Vec<Outcome> = PRECEDENCE.iter().flat_map(|t| t.iter().copied()).collect();
+        let mut all = Outcome::all();
+        assert_eq!(listed.len(), all.len(), "every outcome once");
+        all.retain(|o| !listed.contains(o));
+        assert!(all.is_empty(), "missing from PRECEDENCE: {all:?}");
+        let rank = |o: &str| o.parse::<Outcome>().unwrap().precedence();
+        // The order the issue asks for: lock > rate limit > wall > outage > code > credentials.
+        let chain = [
+            "blocked_by_third_party/account_locked",
+            "blocked_by_third_party/too_many_attempts",
+            "blocked_by_third_party/captcha",
+            "provider_unavailable/maintenance",
+            "provider_unavailable/server_error",
+            "two_factor/code_expired",
+            "two_factor/code_invalid",
+            "invalid_credentials/wrong_password",
+            "invalid_store_config/restaurant_inactive",
+            "paired",
+        ];
+        for pair in chain.windows(2) {
+            assert!(
+                rank(pair[0]) < rank(pair[1]),
+                "{} must beat {}",
+                pair[0],
+                pair[1]
+            );
+        }
+        assert_eq!(
+            rank("blocked_by_third_party/captcha"),
+            rank("blocked_by_third_party/bot_protection")
+        );
+    }
 
     #[test]
     fn decision_table_is_total_and_consistent() {

@@ -38,6 +38,10 @@ pub enum BrowserError {
         command: &'static str,
         reason: String,
     },
+    /// The page has no (or too few) visible elements for the spec's selector: the page is not the
+    /// one the spec expects, which is an outcome (`unrecognized_page`), never a retry.
+    #[error("`{command}`: no visible element (or too few) matches `{css}`")]
+    NoElement { command: &'static str, css: String },
 }
 
 #[derive(Debug, Clone)]
@@ -302,6 +306,8 @@ pub struct PageSnapshot {
     pub html: String,
     /// Changes with every document load (a reload is a new document).
     pub document: String,
+    /// The HTTP status of the document's response, where the browser reports it.
+    pub status: Option<u16>,
 }
 
 /// One browser session. Always call [`Session::close`]; dropping it closes in the background.
@@ -335,7 +341,8 @@ for (let i = 0; i < live.length; i++) {
     copies[i].setAttribute('hidden', '');
   }
 }
-return [location.href, clone.outerHTML, String(performance.timeOrigin)];
+const nav = performance.getEntriesByType('navigation')[0];
+return [location.href, clone.outerHTML, String(performance.timeOrigin), nav ? (nav.responseStatus || 0) : 0];
 "#;
 
 /// WebDriver's key for an element reference in script results.
@@ -468,10 +475,14 @@ impl Session {
             .await?;
         let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
         match value {
-            Value::Array(parts) if parts.len() == 3 => Ok(PageSnapshot {
+            Value::Array(parts) if parts.len() == 4 => Ok(PageSnapshot {
                 url: text(&parts[0]),
                 html: text(&parts[1]),
                 document: text(&parts[2]),
+                status: parts[3]
+                    .as_u64()
+                    .and_then(|s| u16::try_from(s).ok())
+                    .filter(|s| *s > 0),
             }),
             other => Err(BrowserError::Command {
                 command: "snapshot",
@@ -513,9 +524,9 @@ impl Session {
             .as_object()
             .and_then(|element| element.get(WEBDRIVER_ELEMENT_KEY))
             .and_then(Value::as_str)
-            .ok_or_else(|| BrowserError::Command {
+            .ok_or_else(|| BrowserError::NoElement {
                 command: "find",
-                reason: format!("no visible element matches `{css}`"),
+                css: css.to_string(),
             })?;
         Ok(fantoccini::elements::Element::from_element_id(
             self.client().clone(),
@@ -557,9 +568,9 @@ impl Session {
         values: &[&str],
         input: Input,
     ) -> Result<(), BrowserError> {
-        let missing = || BrowserError::Command {
+        let missing = || BrowserError::NoElement {
             command: "fill",
-            reason: format!("not enough visible fields match `{css}`"),
+            css: css.to_string(),
         };
         match input {
             Input::Script => {
@@ -606,9 +617,9 @@ impl Session {
                     .run("click", self.client().execute(CLICK_JS, vec![json!(css)]))
                     .await?;
                 if clicked.as_bool() != Some(true) {
-                    return Err(BrowserError::Command {
+                    return Err(BrowserError::NoElement {
                         command: "click",
-                        reason: format!("no visible element matches `{css}`"),
+                        css: css.to_string(),
                     });
                 }
                 Ok(())

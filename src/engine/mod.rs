@@ -2,4 +2,7 @@
 
 pub mod artifacts;
 pub mod classify;
+pub mod explain;
 pub mod pairing;
+pub mod reading;
+pub mod snapshot;

@@ -127,6 +127,8 @@ pub struct ProviderInfo {
 pub struct Registry {
     specs: BTreeMap<String, Arc<ProviderSpec>>,
     pub fixtures: Files,
+    /// The shared lexicon, walls and surfaces every spec was compiled with.
+    pub shared: Arc<crate::lexicon::Shared>,
 }
 
 impl Registry {
@@ -149,13 +151,17 @@ impl Registry {
             std::fs::read_dir(dir)
                 .map_err(|e| RegistryError::Folder(dir.display().to_string(), e))?;
         }
+        let shared = Arc::new(match &providers {
+            Files::Embedded(_) => crate::lexicon::Shared::embedded().clone(),
+            Files::Disk(_) => crate::lexicon::Shared::load(&providers)?,
+        });
         let mut specs = BTreeMap::new();
         for name in providers.list("") {
             let Some(stem) = name.strip_suffix(".toml") else {
                 continue;
             };
             let text = providers.read(&name).unwrap_or_default();
-            let spec = ProviderSpec::parse(&providers.display(&name), &text)?;
+            let spec = ProviderSpec::parse_with(&providers.display(&name), &text, &shared)?;
             if !KNOWN_PROVIDERS.iter().any(|(id, _)| *id == stem) {
                 return Err(SpecError {
                     file: providers.display(&name),
@@ -166,7 +172,11 @@ impl Registry {
             }
             specs.insert(spec.id.clone(), Arc::new(spec));
         }
-        Ok(Registry { specs, fixtures })
+        Ok(Registry {
+            specs,
+            fixtures,
+            shared,
+        })
     }
 
     pub fn get(&self, id: &str) -> Result<Arc<ProviderSpec>, RegistryError> {

@@ -2,11 +2,14 @@
 //! validated form. Validation happens once, at load, so the engine never meets a bad selector.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use regex::Regex;
 use scraper::Selector;
 use serde::Deserialize;
 
+use crate::lexicon::walls::{compile_surfaces, Compile, Surfaces, SurfacesFile, Wall};
+use crate::lexicon::{Concept, Lexicon, Shared};
 use crate::outcome::{self, CodeChannel, Outcome, Resolution};
 
 /// A spec that does not load: which file, which field, what is wrong.
@@ -48,6 +51,12 @@ struct SpecFile {
     /// How the portal's code emails look, for reading codes from the merchant's mailbox.
     #[serde(default)]
     email_code: Option<EmailCodeFile>,
+    /// The portal's own wording, on top of the shared lexicon: language -> concept -> expressions.
+    #[serde(default)]
+    lexicon: BTreeMap<String, BTreeMap<Concept, Vec<String>>>,
+    /// Where this portal shows messages, on top of the shared surfaces.
+    #[serde(default)]
+    surfaces: Option<SurfacesFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,12 +109,16 @@ struct PageFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SignalFile {
-    #[serde(with = "outcome::compact")]
-    outcome: Outcome,
+    /// The outcome; defaults to the concept's.
+    #[serde(default, with = "outcome::compact::option")]
+    outcome: Option<Outcome>,
     #[serde(default)]
     selector: Option<String>,
     #[serde(default)]
     text: Vec<String>,
+    /// A lexicon concept the element's text must express (in any language).
+    #[serde(default)]
+    concept: Option<Concept>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,6 +215,12 @@ pub struct ProviderSpec {
     pub pages: Vec<PageRule>,
     pub external_steps: BTreeMap<String, ExternalSteps>,
     pub email_code: Option<crate::codes::EmailCodeRule>,
+    /// The shared lexicon plus this portal's own wording.
+    pub lexicon: Arc<Lexicon>,
+    /// Vendor walls, shared by every provider.
+    pub walls: Arc<Vec<Wall>>,
+    /// Where messages show: the shared surfaces plus the spec's.
+    pub surfaces: Surfaces,
 }
 
 #[derive(Debug, Clone)]
@@ -232,6 +251,7 @@ pub struct Signal {
     pub outcome: Outcome,
     pub selector: Option<Css>,
     pub text: Vec<Regex>,
+    pub concept: Option<Concept>,
 }
 
 #[derive(Debug, Clone)]
@@ -274,6 +294,11 @@ pub struct ExternalSteps {
 impl ProviderSpec {
     /// Parses and validates one spec file. `file` is only used to name it in errors.
     pub fn parse(file: &str, text: &str) -> Result<ProviderSpec, SpecError> {
+        ProviderSpec::parse_with(file, text, Shared::embedded())
+    }
+
+    /// Parses and validates one spec file against a shared lexicon (a folder being edited).
+    pub fn parse_with(file: &str, text: &str, shared: &Shared) -> Result<ProviderSpec, SpecError> {
         let raw: SpecFile = toml::from_str(text).map_err(|e| SpecError {
             file: file.to_string(),
             field: e
@@ -282,7 +307,7 @@ impl ProviderSpec {
                 .unwrap_or_default(),
             message: e.message().to_string(),
         })?;
-        Compiler { file }.spec(raw)
+        Compiler { file }.spec(raw, shared)
     }
 
     pub fn page(&self, name: &str) -> Option<&PageRule> {
@@ -341,8 +366,57 @@ impl ProviderSpec {
     }
 }
 
+/// Parses a CSS selector strictly: the CSS parser closes an unclosed `[`, `(` or quote at the end
+/// of input, so `[name=email` would load as `[name=email]`; a spec that says that is a typo.
+pub fn parse_css(source: &str) -> Result<Css, String> {
+    let invalid = |why: String| format!("invalid CSS selector `{source}`: {why}");
+    let mut open: Vec<char> = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in source.chars() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match (quote, c) {
+            (_, '\\') => escaped = true,
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '[' | '(') => open.push(c),
+            (None, ']' | ')') => {
+                let want = if c == ']' { '[' } else { '(' };
+                if open.pop() != Some(want) {
+                    return Err(invalid(format!("unbalanced `{c}`")));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(q) = quote {
+        return Err(invalid(format!("unclosed {q}")));
+    }
+    if let Some(c) = open.pop() {
+        return Err(invalid(format!("unclosed `{c}`")));
+    }
+    let selector = Selector::parse(source).map_err(|e| invalid(e.to_string()))?;
+    Ok(Css {
+        source: source.to_string(),
+        selector,
+    })
+}
+
 struct Compiler<'a> {
     file: &'a str,
+}
+
+impl Compile for Compiler<'_> {
+    fn css(&self, at: &str, source: &str) -> Result<Css, String> {
+        parse_css(source).map_err(|e| format!("{at}: {e}"))
+    }
+    fn regex(&self, at: &str, source: &str) -> Result<Regex, String> {
+        Regex::new(source).map_err(|e| format!("{at}: invalid regex `{source}`: {e}"))
+    }
 }
 
 impl Compiler<'_> {
@@ -355,12 +429,7 @@ impl Compiler<'_> {
     }
 
     fn css(&self, field: &str, source: &str) -> Result<Css, SpecError> {
-        let selector = Selector::parse(source)
-            .map_err(|e| self.err(field, format!("invalid CSS selector `{source}`: {e}")))?;
-        Ok(Css {
-            source: source.to_string(),
-            selector,
-        })
+        parse_css(source).map_err(|e| self.err(field, e))
     }
 
     fn css_list(&self, field: &str, sources: &[String]) -> Result<Vec<Css>, SpecError> {
@@ -395,7 +464,7 @@ impl Compiler<'_> {
         })
     }
 
-    fn spec(&self, raw: SpecFile) -> Result<ProviderSpec, SpecError> {
+    fn spec(&self, raw: SpecFile, shared: &Shared) -> Result<ProviderSpec, SpecError> {
         let expected_id = std::path::Path::new(self.file)
             .file_stem()
             .and_then(|s| s.to_str());
@@ -502,6 +571,13 @@ impl Compiler<'_> {
                 })
             })
             .transpose()?;
+        let lexicon = shared
+            .with_wording(&raw.lexicon)
+            .map_err(|e| self.err("lexicon", e.to_string()))?;
+        let own_surfaces = match &raw.surfaces {
+            Some(file) => compile_surfaces(file, "surfaces", self).map_err(|e| self.err("", e))?,
+            None => Surfaces::default(),
+        };
         let spec = ProviderSpec {
             id: raw.id,
             name: raw.name,
@@ -517,6 +593,9 @@ impl Compiler<'_> {
             pages,
             external_steps,
             email_code,
+            lexicon,
+            walls: shared.walls.clone(),
+            surfaces: shared.surfaces.with(&own_surfaces),
         };
         // Every outcome the merchant must fix outside our product needs steps to show.
         for outcome in spec.reachable_outcomes() {
@@ -580,14 +659,24 @@ impl Compiler<'_> {
             .enumerate()
             .map(|(j, s)| {
                 let sat = format!("{at}.signals[{j}]");
-                if s.selector.is_none() && s.text.is_empty() {
+                if s.selector.is_none() && s.text.is_empty() && s.concept.is_none() {
                     return Err(self.err(
                         &sat,
-                        "a signal needs a `selector`, `text` patterns, or both",
+                        "a signal needs a `selector`, `text` patterns, a `concept`, or a selector with either",
                     ));
                 }
+                let outcome = s
+                    .outcome
+                    .or_else(|| s.concept.and_then(Concept::outcome))
+                    .ok_or_else(|| {
+                        self.err(
+                            &sat,
+                            "a signal needs an `outcome` (its concept decides none)",
+                        )
+                    })?;
                 Ok(Signal {
-                    outcome: s.outcome,
+                    outcome,
+                    concept: s.concept,
                     selector: s
                         .selector
                         .as_deref()

@@ -231,7 +231,11 @@ pub fn fixture(registry: &Registry, command: FixtureCommand) -> anyhow::Result<E
             registry.get(&provider)?;
             let path =
                 pairing_worker::engine::artifacts::promote(&artifact, &provider, &case, &into)?;
-            println!("wrote {} and its expected file: fill in `page` and `outcome`, then run `pairing-worker fixture check --fixtures {}`", path.display(), into.display());
+            println!(
+                "wrote {} and its expected file (the portal's URL, HTTP status and the page's language are filled in): set `page` and `outcome`, then check it:\n  pairing-worker --providers providers --fixtures {} fixture check --provider {provider}",
+                path.display(),
+                into.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -149,6 +149,8 @@ fn percent(n: usize, of: usize) -> f64 {
 /// generated variants.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
+    /// Hand-written pages measured once, never tuned on (`blind_*`), all languages.
+    pub blind: Score,
     pub claimed: Score,
     pub other: Score,
     pub generated: Score,
@@ -169,6 +171,8 @@ pub fn report(spec: &ProviderSpec, pages: &[Page]) -> Report {
             .unwrap_or_default();
         let group = if page.generated {
             &mut report.generated
+        } else if page.case.starts_with("blind_") {
+            &mut report.blind
         } else if spec.languages.iter().any(|l| l == primary) {
             &mut report.claimed
         } else {

@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::classify::{classify, Classification};
+use crate::engine::classify::{classify, Classification, Snapshot};
 use crate::outcome::{self, CodeChannel, Outcome};
+use crate::provider::spec::{Action, Css};
 use crate::provider::{Files, ProviderSpec};
 
 /// What a recorded page must classify to (`<case>.toml`).
@@ -42,6 +43,9 @@ pub struct Expected {
     /// Free text for the adapter developer (where the page came from, what is odd about it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Where the page or its wording comes from (a public page), or `[P]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 fn default_language() -> String {
@@ -157,10 +161,49 @@ impl Fixture {
                 ));
             }
         }
+        problems.extend(self.lint(spec));
         if problems.is_empty() {
             Ok(got)
         } else {
             Err(problems.join("\n"))
         }
+    }
+
+    /// Offline lint: every selector the engine acts with on this page (its rule's actions on an
+    /// ordinary step, its code inputs and submit on a code page, its overlays' dismiss buttons)
+    /// finds a visible element here. A selector that matches nothing is a spec defect: live, it
+    /// would end the pairing as `unrecognized_page`.
+    pub fn lint(&self, spec: &ProviderSpec) -> Vec<String> {
+        let snapshot = Snapshot::parse(&self.expected.url, &self.html);
+        let mut targets: Vec<(&str, &Css)> = Vec::new();
+        for name in &self.expected.overlays {
+            if let Some(overlay) = spec.overlays.iter().find(|o| &o.name == name) {
+                targets.push(("overlay dismiss", &overlay.dismiss));
+            }
+        }
+        if let Some(rule) = spec.page(&self.expected.page) {
+            if self.expected.outcome.is_none() {
+                for action in &rule.actions {
+                    match action {
+                        Action::Fill { target, .. } => targets.push(("fill", target)),
+                        Action::Click { target } => targets.push(("click", target)),
+                    }
+                }
+            }
+            if let (Some(code), Some(Outcome::TwoFactor(_))) = (&rule.code, self.expected.outcome) {
+                targets.push(("code input", &code.inputs));
+                targets.push(("code submit", &code.submit));
+            }
+        }
+        targets
+            .into_iter()
+            .filter(|(_, css)| !snapshot.has(css))
+            .map(|(what, css)| {
+                format!(
+                    "lint: {what} selector `{}` of page rule `{}` finds no visible element on this page",
+                    css.source, self.expected.page
+                )
+            })
+            .collect()
     }
 }

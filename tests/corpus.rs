@@ -29,6 +29,7 @@ fn main() {
             trials.push(Trial::test(format!("{}::summary", spec.id), move || {
                 let report = corpus::report(&spec, &pages);
                 for (name, score) in [
+                    ("blind (all langs)", &report.blind),
                     ("claimed languages", &report.claimed),
                     ("other languages", &report.other),
                     ("generated variants", &report.generated),

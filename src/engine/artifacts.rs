@@ -12,9 +12,13 @@ use crate::fixtures::Expected;
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ArtifactMeta {
     pub provider: String,
+    /// The portal's real URL (a sandbox URL is mapped back to the portal host it stands for).
     pub url: String,
     pub error: String,
     pub saved_at: chrono::DateTime<chrono::Utc>,
+    /// The HTTP status the page was served with, where the browser reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
 }
 
 pub const PAGE_FILE: &str = "page.html";
@@ -75,6 +79,11 @@ pub fn promote(
     }
     let html = std::fs::read_to_string(artifact.join(PAGE_FILE))
         .with_context(|| format!("{} has no {PAGE_FILE}", artifact.display()))?;
+    let language = crate::engine::classify::Snapshot::parse(&meta.url, &html)
+        .language()
+        .and_then(|l| l.split(['-', '_']).next().map(str::to_ascii_lowercase))
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| "en".into());
     let dir = fixtures_root.join(provider);
     std::fs::create_dir_all(&dir)?;
     let page_path = dir.join(format!("{case}.html"));
@@ -93,8 +102,9 @@ pub fn promote(
         store_ids: vec![],
         code_channel: None,
         destination: None,
-        language: "en".into(),
-        status: 200,
+        language,
+        status: meta.status.unwrap_or(200),
+        source: None,
         note: Some(format!(
             "from an unrecognised page: {}; add a page rule, then set `page` and `outcome`",
             meta.error

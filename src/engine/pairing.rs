@@ -8,10 +8,12 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::artifacts::{self, ArtifactMeta};
-use super::classify::{classify, Classification, ClassifyError};
+use super::classify::{classify_snapshot, Classification, ClassifyError, Snapshot};
 use crate::browser::{BrowserError, Session};
 use crate::codes::{CodeAnswer, CodeSource, CodeSourceError};
-use crate::outcome::{CodeRequest, Decision, Outcome, Store, StoreConfig, TwoFactor, Unavailable};
+use crate::outcome::{
+    CodeRequest, Decision, Outcome, Store, StoreConfig, StoreState, TwoFactor, Unavailable,
+};
 use crate::provider::spec::{Action, FillValue, PageRule};
 use crate::provider::ProviderSpec;
 use crate::secret::{redact_html, redact_text, Credentials};
@@ -192,6 +194,8 @@ struct Run<'a> {
 
 /// How often the wait re-reads the page when nothing mutates (a URL change without a mutation).
 const MUTATION_POLL: Duration = Duration::from_millis(250);
+/// How long a page no rule knows must stay unchanged before it is taken as it is.
+const SETTLED: Duration = Duration::from_millis(1000);
 
 impl Run<'_> {
     fn secrets(&self) -> Vec<&str> {
@@ -218,8 +222,18 @@ impl Run<'_> {
     /// The page now: its classification and which document it is (a reload is a new document).
     async fn look(&self) -> Result<(Result<Classification, Unrecognized>, String), PairingError> {
         let page = self.session.snapshot().await?;
-        let found = classify(self.spec, &page.url, &page.html, self.base());
-        Ok((found.map_err(|e| (e, page.url, page.html)), page.document))
+        let snapshot = Snapshot::parse(&page.url, &page.html).with_status(page.status);
+        let found = classify_snapshot(self.spec, &snapshot, self.base());
+        let status = page.status;
+        Ok((
+            found.map_err(|error| Unrecognized {
+                error,
+                url: page.url,
+                html: page.html,
+                status,
+            }),
+            page.document,
+        ))
     }
 
     async fn drive<C: CodeSource>(&mut self, codes: &mut C) -> Result<Ending, PairingError> {
@@ -243,7 +257,14 @@ impl Run<'_> {
                     provider: self.spec.id.clone(),
                     url: page.url.clone(),
                 };
-                let mut ending = self.unrecognized((error, page.url, page.html)).await?;
+                let mut ending = self
+                    .unrecognized(Unrecognized {
+                        error,
+                        url: page.url,
+                        html: page.html,
+                        status: page.status,
+                    })
+                    .await?;
                 ending.page = Some(found.page.clone());
                 ending.raw_message = found.raw_message.clone().or(ending.raw_message);
                 return Ok(ending);
@@ -268,9 +289,13 @@ impl Run<'_> {
                 .first()
                 .and_then(|name| self.spec.overlays.iter().find(|o| &o.name == name))
             {
-                self.session
+                if let Err(e) = self
+                    .session
                     .click(&overlay.dismiss.source, self.spec.input)
-                    .await?;
+                    .await
+                {
+                    return self.spec_mismatch(e, &found.page).await;
+                }
                 self.record(&found.page, format!("dismissed {}", overlay.name));
             } else if let Some(code_page) = &rule.code {
                 // 3. A code page: type a code if a source has one, else end with what was asked.
@@ -305,7 +330,14 @@ impl Run<'_> {
                     }
                 };
                 codes_typed += 1;
-                if !self.type_code(rule, code).await? {
+                let typed = match self.type_code(rule, code).await {
+                    Ok(typed) => typed,
+                    Err(PairingError::Browser(e)) => {
+                        return self.spec_mismatch(e, &found.page).await
+                    }
+                    Err(e) => return Err(e),
+                };
+                if !typed {
                     let mut ending = self.finish(found, Outcome::TwoFactor(TwoFactor::CodeInvalid));
                     ending.raw_message =
                         Some("the code does not have the length the portal asks for".into());
@@ -330,7 +362,12 @@ impl Run<'_> {
                         found.page
                     )));
                 }
-                self.act(rule).await?;
+                if let Err(e) = self.act(rule).await {
+                    return match e {
+                        PairingError::Browser(e) => self.spec_mismatch(e, &found.page).await,
+                        e => Err(e),
+                    };
+                }
                 let did = rule
                     .actions
                     .iter()
@@ -364,6 +401,34 @@ impl Run<'_> {
         )
     }
 
+    /// A selector of the spec that finds nothing on the page it was written for: the page is not
+    /// what the spec thinks (a spec defect or a changed portal), so the pairing ends as
+    /// `unrecognized_page` with the artifact — never as an infrastructure error the queue would
+    /// retry (a retry may submit the password again). Other browser errors pass through.
+    async fn spec_mismatch(&self, error: BrowserError, page: &str) -> Result<Ending, PairingError> {
+        let BrowserError::NoElement { command, css } = &error else {
+            return Err(error.into());
+        };
+        let snapshot = self.session.snapshot().await?;
+        let classify_error = ClassifyError::NoMatch {
+            provider: self.spec.id.clone(),
+            url: snapshot.url.clone(),
+        };
+        let mut ending = self
+            .unrecognized(Unrecognized {
+                error: classify_error,
+                url: snapshot.url,
+                html: snapshot.html,
+                status: snapshot.status,
+            })
+            .await?;
+        ending.page = Some(page.to_string());
+        ending.raw_message = Some(format!(
+            "on page `{page}`, `{command}` found no visible element for the spec's selector `{css}`"
+        ));
+        Ok(ending)
+    }
+
     /// Ends on a code page, reporting the request the merchant must answer (with its expiry).
     fn finish_asking(
         &self,
@@ -389,6 +454,21 @@ impl Run<'_> {
                 .collect();
             if !ending.missing_store_ids.is_empty() {
                 ending.outcome = Outcome::InvalidStoreConfig(StoreConfig::StoreNotFound);
+            } else {
+                // An expected store the platform shows as inactive is never `paired`.
+                let inactive: Vec<&str> = ending
+                    .stores
+                    .iter()
+                    .filter(|s| {
+                        s.state == Some(StoreState::Inactive)
+                            && self.options.expected_stores.contains(&s.id)
+                    })
+                    .map(|s| s.name.as_str())
+                    .collect();
+                if !inactive.is_empty() {
+                    ending.raw_message = Some(format!("inactive: {}", inactive.join(", ")));
+                    ending.outcome = Outcome::InvalidStoreConfig(StoreConfig::RestaurantInactive);
+                }
             }
         }
         if !matches!(ending.outcome, Outcome::TwoFactor(_)) {
@@ -458,17 +538,48 @@ impl Run<'_> {
         let key = before.state_key();
         loop {
             match self.look().await? {
+                // An error nobody explains may be a page still drawing itself ("Loading…" in a
+                // status region): take it once the page has settled, not on first sight.
+                (Ok(found), _)
+                    if found.outcome == Some(Outcome::UnrecognizedPage)
+                        && self
+                            .session
+                            .wait_for_mutation(
+                                deadline
+                                    .saturating_duration_since(Instant::now())
+                                    .min(SETTLED),
+                            )
+                            .await? =>
+                {
+                    continue
+                }
                 (Ok(found), document)
                     if found.state_key() != key || document != before_document =>
                 {
                     return Ok(Changed::To(found, document))
                 }
                 (Ok(_), _) => {}
-                // A page in transition may match nothing for a moment; give it until the deadline.
+                // A page in transition may match nothing for a moment: it ends as unrecognised
+                // once it has stopped changing (or at the deadline), not a full step timeout later.
                 (Err(unrecognized), _) if Instant::now() >= deadline => {
                     return Ok(Changed::Unrecognized(unrecognized))
                 }
-                (Err(_), _) => {}
+                (Err(unrecognized), _) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let moved = self.session.wait_for_mutation(left.min(SETTLED)).await?;
+                    if !moved {
+                        match self.look().await? {
+                            (Err(_), _) => return Ok(Changed::Unrecognized(unrecognized)),
+                            (Ok(found), document)
+                                if found.state_key() != key || document != before_document =>
+                            {
+                                return Ok(Changed::To(found, document))
+                            }
+                            (Ok(_), _) => {}
+                        }
+                    }
+                    continue;
+                }
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -480,7 +591,15 @@ impl Run<'_> {
         }
     }
 
-    async fn unrecognized(&self, (error, url, html): Unrecognized) -> Result<Ending, PairingError> {
+    async fn unrecognized(&self, page: Unrecognized) -> Result<Ending, PairingError> {
+        let Unrecognized {
+            error,
+            url,
+            html,
+            status,
+        } = page;
+        // The portal's real URL, so a page saved from the sandbox becomes a fixture of the portal.
+        let url = self.spec.real_url(&url, self.base());
         let secrets = self.secrets();
         let saved = match &self.options.artifacts_dir {
             Some(dir) => {
@@ -490,6 +609,7 @@ impl Run<'_> {
                     url: redact_text(&url, &secrets),
                     error: redact_text(&error.to_string(), &secrets),
                     saved_at: chrono::Utc::now(),
+                    status,
                 };
                 artifacts::save(
                     dir,
@@ -515,7 +635,12 @@ impl Run<'_> {
 }
 
 /// A page no rule (or more than one rule) matches, with its URL and HTML.
-type Unrecognized = (ClassifyError, String, String);
+struct Unrecognized {
+    error: ClassifyError,
+    url: String,
+    html: String,
+    status: Option<u16>,
+}
 
 enum Changed {
     To(Classification, String),

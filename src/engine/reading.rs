@@ -86,8 +86,14 @@ pub fn surfaces(
         found.push((el, kind, by.to_string()));
     }
     let usable = |el: ElementRef<'_>| is_visible(el) && !is_excluded(el);
+    let status_kind = if logged_in {
+        SurfaceKind::Notice
+    } else {
+        SurfaceKind::Error
+    };
     for (list, kind) in [
         (&spec.surfaces.error, SurfaceKind::Error),
+        (&spec.surfaces.status, status_kind),
         (&spec.surfaces.notice, SurfaceKind::Notice),
     ] {
         for css in list {

@@ -34,7 +34,7 @@ impl Snapshot {
         self.html.select(&css.selector).filter(|el| is_visible(*el))
     }
 
-    pub(crate) fn has(&self, css: &Css) -> bool {
+    pub fn has(&self, css: &Css) -> bool {
         self.visible(css).next().is_some()
     }
 

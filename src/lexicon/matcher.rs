@@ -282,7 +282,14 @@ impl Lexicon {
                             // A negation negates the nearest term of its language: "could not
                             // find your account" negates "find", not "account".
                             let negated = negations.iter().any(|&(l, ns, ne, after)| {
+                                // A negation that is part of one of this expression's own
+                                // terms ("there's no" + "account") negates nothing.
+                                let inside_a_term = slots
+                                    .iter()
+                                    .flatten()
+                                    .any(|&(ts, te, _)| ts <= ns && ne <= te && te - ts > ne - ns);
                                 l == language
+                                    && !inside_a_term
                                     && if after {
                                         ns >= e
                                             && ns - e <= NEGATION_AFTER_REACH

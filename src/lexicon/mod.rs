@@ -63,6 +63,8 @@ pub enum Concept {
     /// default does not stop on it, and decide nothing.
     CodeSent,
     SignInPrompt,
+    /// "Loading…", "Please wait": a page on its way somewhere.
+    Progress,
 }
 
 impl Concept {
@@ -86,9 +88,8 @@ impl Concept {
             InsufficientRole => Outcome::InvalidStoreConfig(StoreConfig::InsufficientRole),
             TermsNotAccepted => Outcome::InvalidStoreConfig(StoreConfig::TermsNotAccepted),
             NonTraditionalLogin => Outcome::InvalidStoreConfig(StoreConfig::NonTraditionalLogin),
-            StoreInactive | StorePaused | StoreClosed | StoreActive | CodeSent | SignInPrompt => {
-                return None
-            }
+            StoreInactive | StorePaused | StoreClosed | StoreActive | CodeSent | SignInPrompt
+            | Progress => return None,
         })
     }
 

@@ -40,6 +40,8 @@ pub const SMALL_PAGE: usize = 600;
 pub struct Surfaces {
     /// A message here that no concept or signal explains stops the pairing (the safe default).
     pub error: Vec<Css>,
+    /// Status and live regions: error surfaces before the login, notices behind it.
+    pub status: Vec<Css>,
     /// Read for concepts; never stops a pairing on its own.
     pub notice: Vec<Css>,
     /// Never a message surface (cookie banners and consent dialogs speak of "terms" and "accept").
@@ -83,6 +85,8 @@ struct MarkFile {
 pub struct SurfacesFile {
     #[serde(default)]
     pub error: Vec<String>,
+    #[serde(default)]
+    pub status: Vec<String>,
     #[serde(default)]
     pub notice: Vec<String>,
     #[serde(default)]
@@ -160,6 +164,7 @@ pub fn compile_surfaces(
     };
     Ok(Surfaces {
         error: list("error", &file.error)?,
+        status: list("status", &file.status)?,
         notice: list("notice", &file.notice)?,
         exclude: list("exclude", &file.exclude)?,
     })
@@ -171,6 +176,7 @@ impl Surfaces {
         let join = |a: &[Css], b: &[Css]| a.iter().chain(b).cloned().collect();
         Surfaces {
             error: join(&self.error, &more.error),
+            status: join(&self.status, &more.status),
             notice: join(&self.notice, &more.notice),
             exclude: join(&self.exclude, &more.exclude),
         }

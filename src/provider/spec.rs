@@ -344,6 +344,15 @@ impl ProviderSpec {
         (None, url.to_string())
     }
 
+    /// The portal's real URL for a URL seen under `base_override` (the sandbox serves host `K` at
+    /// `B/K`); a URL of no known host is returned as it is.
+    pub fn real_url(&self, url: &str, base_override: Option<&str>) -> String {
+        match self.locate(url, base_override) {
+            (Some(host), path) => format!("{}{path}", self.hosts[&host]),
+            (None, _) => url.to_string(),
+        }
+    }
+
     /// Every outcome the spec can produce, for checklists and validation.
     pub fn reachable_outcomes(&self) -> Vec<Outcome> {
         let mut out = Vec::new();

@@ -271,3 +271,41 @@ impl Shared {
         Lexicon::compile(self.source.languages.iter().chain(&own)).map(std::sync::Arc::new)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strum::IntoEnumIterator;
+
+    fn shared() -> Shared {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("providers");
+        Shared::load(&crate::provider::Files::Disk(dir)).expect("the lexicon loads")
+    }
+
+    #[test]
+    fn every_language_says_every_outcome_concept() {
+        let shared = shared();
+        for language in REQUIRED_LANGUAGES {
+            let file = shared
+                .source
+                .languages
+                .iter()
+                .find(|l| l.language == *language)
+                .unwrap_or_else(|| panic!("no lexicon/{language}.toml"));
+            for concept in Concept::iter().filter(|c| c.outcome().is_some()) {
+                assert!(
+                    file.concepts.get(&concept).is_some_and(|e| !e.is_empty()),
+                    "{language}: no expression for {}",
+                    concept.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_embedded_lexicon_is_the_source_tree_one() {
+        let embedded = Shared::embedded();
+        assert_eq!(embedded.source.size(), shared().source.size());
+        assert!(embedded.lexicon.expression_count() > 1000);
+    }
+}

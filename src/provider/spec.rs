@@ -777,3 +777,25 @@ impl Compiler<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_css;
+
+    #[test]
+    fn selectors_with_unclosed_brackets_or_quotes_are_refused() {
+        for bad in [
+            "[name=email",
+            "input[name='email]",
+            "div:not(.x",
+            "a]",
+            "[data-x=\"y]",
+        ] {
+            let err = parse_css(bad).unwrap_err();
+            assert!(err.contains("invalid CSS selector"), "{bad}: {err}");
+        }
+        for good in ["[name=email]", "input[name='a]b']", "div:not(.x)", "a\\[b"] {
+            assert!(parse_css(good).is_ok(), "{good}");
+        }
+    }
+}

@@ -53,6 +53,9 @@ pub struct ProvidersArgs {
     /// Print the per-provider quality checklist (Markdown, as in docs/checklist.md).
     #[arg(long, conflicts_with = "json")]
     checklist: bool,
+    /// With --checklist: the held-out corpus folder whose figures it reports.
+    #[arg(long, requires = "checklist", default_value = "corpus")]
+    corpus: PathBuf,
 }
 
 pub fn providers(registry: &Registry, args: ProvidersArgs) -> anyhow::Result<ExitCode> {
@@ -60,7 +63,11 @@ pub fn providers(registry: &Registry, args: ProvidersArgs) -> anyhow::Result<Exi
     if args.checklist {
         print!(
             "{}",
-            pairing_worker::provider::checklist::markdown(registry)
+            pairing_worker::provider::checklist::markdown(
+                registry,
+                Some(&pairing_worker::provider::Files::Disk(args.corpus.clone()))
+                    .filter(|_| args.corpus.is_dir())
+            )
         );
     } else if args.json {
         println!("{}", serde_json::to_string_pretty(&list)?);

@@ -249,9 +249,79 @@ fn main() {
                 check(!html.contains(secret), || format!("saved HTML leaks {secret}"))?;
                 check(!report_json.contains(secret), || format!("report leaks {secret}"))?;
             }
+            // The artifact names the portal's real URL (not the sandbox's), and `fixture add`
+            // turns it into a fixture with that URL, the served status and the page's language.
+            let meta = std::fs::read_to_string(folder.join("meta.json")).map_err(|e| e.to_string())?;
+            check(meta.contains("https://partner-hub.deliveroo.com/login"), || format!("meta.json has no portal URL: {meta}"))?;
+            check(meta.contains("\"status\": 200"), || format!("meta.json has no status: {meta}"))?;
+            let into = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let page = pairing_worker::engine::artifacts::promote(&folder, "deliveroo", "new_design", into.path()).map_err(|e| e.to_string())?;
+            let expected = std::fs::read_to_string(page.with_extension("toml")).map_err(|e| e.to_string())?;
+            check(expected.contains("url = \"https://partner-hub.deliveroo.com/login\"") && expected.contains("status = 200"), || format!("fixture add wrote {expected}"))?;
             Ok(())
         })
     }));
+
+    trials.push(Trial::test(
+        "failure::action_selector_matching_nothing_is_unrecognized",
+        || {
+            let env = env()?;
+            RUNTIME.block_on(async {
+                // The login page as the spec knows it, but the portal renamed its submit button: an
+                // outcome with the artifact, never an infrastructure error the queue would retry.
+                let entry = reqwest_get(&format!("{}/deliveroo/hub/login", env.base))
+                    .await?
+                    .replace(
+                        "data-testid=\"login-submit\"",
+                        "data-testid=\"login-continue\"",
+                    );
+                check(entry.contains("login-continue"), || {
+                    "the login page has no submit button to rename".into()
+                })?;
+                let app = axum::Router::new().route(
+                    "/deliveroo/hub/login",
+                    get(move || async move { Html(entry) }),
+                );
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let addr = listener.local_addr().map_err(|e| e.to_string())?;
+                tokio::spawn(async move { axum::serve(listener, app).await });
+                let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+                let spec = env.registry.get("deliveroo").map_err(|e| e.to_string())?;
+                let credentials = Credentials {
+                    username: "renamed@sandbox.test".into(),
+                    password: SecretString::from("Renamed-Pass-1".to_string()),
+                };
+                let options = PairingOptions {
+                    base_url: Some(format!("http://{addr}/deliveroo")),
+                    artifacts_dir: Some(dir.path().to_path_buf()),
+                    ..PairingOptions::default()
+                };
+                let report =
+                    pair_in_new_session(&env.browser, &spec, &credentials, &mut NoCodes, &options)
+                        .await
+                        .map_err(|e| format!("expected an outcome, got the error {e}"))?;
+                check(report.outcome == Outcome::UnrecognizedPage, || {
+                    format!("got {}", report.outcome)
+                })?;
+                check(report.artifacts.is_some(), || "no artifact".into())?;
+                check(
+                    report
+                        .raw_message
+                        .as_deref()
+                        .unwrap_or_default()
+                        .contains("button[data-testid=login-submit]"),
+                    || {
+                        format!(
+                            "the message does not name the selector: {:?}",
+                            report.raw_message
+                        )
+                    },
+                )
+            })
+        },
+    ));
 
     trials.push(Trial::test("failure::no_session_left_open", || {
         let env = env()?;

@@ -245,10 +245,6 @@ impl Run<'_> {
             (Err(unrecognized), _) => return self.unrecognized(unrecognized).await,
         };
         for _ in 0..self.options.step_budget {
-            let rule = self
-                .spec
-                .page(&found.page)
-                .expect("classifier returns known rules");
             // 1. The portal has said how this ends (a code page's "code required" is ours to answer).
             if found.outcome == Some(Outcome::UnrecognizedPage) {
                 // A spec's catch-all ("an alert we have no words for"): keep the page for the developer.
@@ -269,6 +265,12 @@ impl Run<'_> {
                 ending.raw_message = found.raw_message.clone().or(ending.raw_message);
                 return Ok(ending);
             }
+            let Some(rule) = self.spec.page(&found.page) else {
+                // A page the engine itself recognised (a vendor wall, an outage): it always says
+                // how the pairing ends.
+                let outcome = found.outcome.unwrap_or(Outcome::UnrecognizedPage);
+                return Ok(self.finish(found, outcome));
+            };
             if let Some(outcome) = found.outcome {
                 let code_page_asks = rule.code.is_some()
                     && matches!(

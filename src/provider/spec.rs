@@ -369,6 +369,14 @@ impl ProviderSpec {
                 ));
             }
         }
+        // The shared lexicon and walls can end any page of any provider in their outcomes.
+        out.extend(<Concept as strum::IntoEnumIterator>::iter().filter_map(Concept::outcome));
+        out.extend(
+            self.walls
+                .iter()
+                .flat_map(|w| [Some(w.outcome), w.in_page])
+                .flatten(),
+        );
         out.sort_by_key(|o| o.to_string());
         out.dedup();
         out

@@ -223,7 +223,7 @@ impl Lexicon {
         }
         let map = CharMap::new(&text);
         // Occurrences, by role, in char positions.
-        let mut terms: BTreeMap<u32, Vec<Vec<(usize, usize, bool)>>> = BTreeMap::new();
+        let mut terms: BTreeMap<u32, Vec<Vec<Occurrence>>> = BTreeMap::new();
         let mut negations: Vec<(u16, usize, usize, bool)> = Vec::new();
         // Where terms of each language start and end: a negation negates only the nearest term.
         let mut term_spans: Vec<(u16, usize, usize)> = Vec::new();
@@ -264,7 +264,7 @@ impl Lexicon {
         }
         let mut hits: Vec<Hit> = Vec::new();
         // Strong expressions first, so a concept's hit is its strongest.
-        let mut found: Vec<(u32, Vec<Vec<(usize, usize, bool)>>)> = terms.into_iter().collect();
+        let mut found: Vec<(u32, Vec<Vec<Occurrence>>)> = terms.into_iter().collect();
         found.sort_by_key(|(expr, _)| (self.expressions[*expr as usize].weak, *expr));
         for (expr, slots) in found {
             let expression = &self.expressions[expr as usize];
@@ -341,6 +341,9 @@ impl Lexicon {
         self.scan(text).iter().any(|h| h.concept == concept)
     }
 }
+
+/// Where a term occurs (char positions) and whether its alternative must be negated.
+type Occurrence = (usize, usize, bool);
 
 /// The span of one occurrence per slot that fits in the window, if any.
 fn within_window(slots: &[Vec<(usize, usize)>]) -> Option<(usize, usize)> {

@@ -99,6 +99,21 @@ pub struct Candidate {
     pub message: Option<String>,
 }
 
+impl Candidate {
+    /// A concept the lexicon read, proposing its outcome.
+    fn concept(outcome: Outcome, hit: &crate::lexicon::Hit, message: String) -> Candidate {
+        Candidate {
+            outcome,
+            reason: Reason::Concept {
+                concept: hit.concept,
+                language: hit.language.clone(),
+                expression: hit.expression.clone(),
+            },
+            message: Some(message),
+        }
+    }
+}
+
 /// Everything the classifier saw on a page, before the precedence order picks one outcome.
 #[derive(Debug, Clone, Serialize)]
 pub struct Assessment {
@@ -288,18 +303,9 @@ pub fn assess(spec: &ProviderSpec, snapshot: &Snapshot, base_override: Option<&s
     }
     for surface in &surfaces {
         for (outcome, hit) in reading::decided(surface, logged_in) {
-            if hit.weak {
-                continue;
+            if !hit.weak {
+                candidates.push(Candidate::concept(outcome, hit, surface.text.clone()));
             }
-            candidates.push(Candidate {
-                outcome,
-                reason: Reason::Concept {
-                    concept: hit.concept,
-                    language: hit.language.clone(),
-                    expression: hit.expression.clone(),
-                },
-                message: Some(surface.text.clone()),
-            });
         }
         if surface.kind == SurfaceKind::Error && !surface.explained {
             candidates.push(Candidate {
@@ -314,15 +320,7 @@ pub fn assess(spec: &ProviderSpec, snapshot: &Snapshot, base_override: Option<&s
         for surface in &surfaces {
             for (outcome, hit) in reading::decided(surface, logged_in) {
                 if hit.weak {
-                    candidates.push(Candidate {
-                        outcome,
-                        reason: Reason::Concept {
-                            concept: hit.concept,
-                            language: hit.language.clone(),
-                            expression: hit.expression.clone(),
-                        },
-                        message: Some(surface.text.clone()),
-                    });
+                    candidates.push(Candidate::concept(outcome, hit, surface.text.clone()));
                 }
             }
         }
@@ -347,15 +345,7 @@ pub fn assess(spec: &ProviderSpec, snapshot: &Snapshot, base_override: Option<&s
         // A small page no rule knows: its whole text may still say it is down or walled off.
         for hit in spec.lexicon.scan(&text) {
             if let Some(outcome) = hit.concept.outcome().filter(|o| decides_without_a_rule(*o)) {
-                candidates.push(Candidate {
-                    outcome,
-                    reason: Reason::Concept {
-                        concept: hit.concept,
-                        language: hit.language,
-                        expression: hit.expression,
-                    },
-                    message: Some(hit.matched),
-                });
+                candidates.push(Candidate::concept(outcome, &hit, hit.matched.clone()));
             }
         }
     }
@@ -403,18 +393,9 @@ pub fn assess(spec: &ProviderSpec, snapshot: &Snapshot, base_override: Option<&s
                 });
                 for hit in spec.lexicon.scan(&text) {
                     if let Some(outcome @ Outcome::ProviderUnavailable(_)) = hit.concept.outcome() {
-                        if hit.weak {
-                            continue;
+                        if !hit.weak {
+                            candidates.push(Candidate::concept(outcome, &hit, hit.matched.clone()));
                         }
-                        candidates.push(Candidate {
-                            outcome,
-                            reason: Reason::Concept {
-                                concept: hit.concept,
-                                language: hit.language,
-                                expression: hit.expression,
-                            },
-                            message: Some(hit.matched),
-                        });
                     }
                 }
             } else if stores.iter().all(|s| s.state == Some(StoreState::Inactive)) {
@@ -621,6 +602,18 @@ id = { attr = "data-id" }
 name = { selector = ".name" }
 [external_steps.store_not_found]
 steps.en = ["Add the store to this account."]
+[external_steps.restaurant_inactive]
+steps.en = ["Ask the portal to reactivate the store."]
+[external_steps.insufficient_role]
+steps.en = ["Give this login the admin role."]
+[external_steps.terms_not_accepted]
+steps.en = ["Accept the terms in the portal."]
+[external_steps.non_traditional_login]
+steps.en = ["Set a password for this login."]
+[external_steps.account_locked]
+steps.en = ["Unlock the account with the portal's support."]
+[external_steps.method_unsupported]
+steps.en = ["Switch verification to a code."]
 "##;
 
     fn spec() -> ProviderSpec {

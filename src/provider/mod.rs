@@ -151,9 +151,13 @@ impl Registry {
             std::fs::read_dir(dir)
                 .map_err(|e| RegistryError::Folder(dir.display().to_string(), e))?;
         }
+        // A folder with its own `lexicon/` is read whole; one with specs only (an adapter
+        // developer's scratch folder) uses the lexicon compiled into the binary.
         let shared = Arc::new(match &providers {
-            Files::Embedded(_) => crate::lexicon::Shared::embedded().clone(),
-            Files::Disk(_) => crate::lexicon::Shared::load(&providers)?,
+            Files::Disk(_) if !providers.list("lexicon").is_empty() => {
+                crate::lexicon::Shared::load(&providers)?
+            }
+            _ => crate::lexicon::Shared::embedded().clone(),
         });
         let mut specs = BTreeMap::new();
         for name in providers.list("") {

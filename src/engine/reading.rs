@@ -59,6 +59,7 @@ pub fn surfaces(
 ) -> Vec<Surface> {
     let excluded: HashSet<ego_tree::NodeId> = spec
         .surfaces
+        .grouped
         .exclude
         .iter()
         .chain(spec.overlays.iter().flat_map(|o| o.present.iter()))
@@ -91,15 +92,24 @@ pub fn surfaces(
     } else {
         SurfaceKind::Error
     };
-    for (list, kind) in [
-        (&spec.surfaces.error, SurfaceKind::Error),
-        (&spec.surfaces.status, status_kind),
-        (&spec.surfaces.notice, SurfaceKind::Notice),
+    let grouped = &spec.surfaces.grouped;
+    for (group, list, kind) in [
+        (&grouped.error, &spec.surfaces.error, SurfaceKind::Error),
+        (&grouped.status, &spec.surfaces.status, status_kind),
+        (&grouped.notice, &spec.surfaces.notice, SurfaceKind::Notice),
     ] {
-        for css in list {
-            for el in snapshot.html.select(&css.selector).filter(|el| usable(*el)) {
-                add(el, kind, &css.source, &mut found);
-            }
+        let Some(group) = group else { continue };
+        for el in snapshot
+            .html
+            .select(&group.selector)
+            .filter(|el| usable(*el))
+        {
+            // Which selector of the list found it, for `classify --explain`.
+            let by = list
+                .iter()
+                .find(|css| css.selector.matches(&el))
+                .map_or(group.source.as_str(), |css| css.source.as_str());
+            add(el, kind, by, &mut found);
         }
     }
     // Field hints: what an invalid field points to.

@@ -46,6 +46,39 @@ pub struct Surfaces {
     pub notice: Vec<Css>,
     /// Never a message surface (cookie banners and consent dialogs speak of "terms" and "accept").
     pub exclude: Vec<Css>,
+    /// Each list as one selector group, so a page is walked once per list, not once per selector.
+    pub grouped: Grouped,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Grouped {
+    pub error: Option<Css>,
+    pub status: Option<Css>,
+    pub notice: Option<Css>,
+    pub exclude: Option<Css>,
+}
+
+fn group(list: &[Css]) -> Option<Css> {
+    if list.is_empty() {
+        return None;
+    }
+    let source = list
+        .iter()
+        .map(|c| c.source.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    crate::provider::spec::parse_css(&source).ok()
+}
+
+impl Grouped {
+    fn of(error: &[Css], status: &[Css], notice: &[Css], exclude: &[Css]) -> Grouped {
+        Grouped {
+            error: group(error),
+            status: group(status),
+            notice: group(notice),
+            exclude: group(exclude),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,23 +195,38 @@ pub fn compile_surfaces(
             .map(|(i, s)| c.css(&format!("{at}.{name}[{i}]"), s))
             .collect::<Result<Vec<_>, String>>()
     };
+    let (error, status) = (list("error", &file.error)?, list("status", &file.status)?);
+    let (notice, exclude) = (
+        list("notice", &file.notice)?,
+        list("exclude", &file.exclude)?,
+    );
     Ok(Surfaces {
-        error: list("error", &file.error)?,
-        status: list("status", &file.status)?,
-        notice: list("notice", &file.notice)?,
-        exclude: list("exclude", &file.exclude)?,
+        grouped: Grouped::of(&error, &status, &notice, &exclude),
+        error,
+        status,
+        notice,
+        exclude,
     })
 }
 
 impl Surfaces {
     /// These surfaces and a spec's own, together.
     pub fn with(&self, more: &Surfaces) -> Surfaces {
-        let join = |a: &[Css], b: &[Css]| a.iter().chain(b).cloned().collect();
+        let join = |a: &[Css], b: &[Css]| -> Vec<Css> { a.iter().chain(b).cloned().collect() };
+        let (error, status) = (
+            join(&self.error, &more.error),
+            join(&self.status, &more.status),
+        );
+        let (notice, exclude) = (
+            join(&self.notice, &more.notice),
+            join(&self.exclude, &more.exclude),
+        );
         Surfaces {
-            error: join(&self.error, &more.error),
-            status: join(&self.status, &more.status),
-            notice: join(&self.notice, &more.notice),
-            exclude: join(&self.exclude, &more.exclude),
+            grouped: Grouped::of(&error, &status, &notice, &exclude),
+            error,
+            status,
+            notice,
+            exclude,
         }
     }
 }

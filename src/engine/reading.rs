@@ -153,24 +153,17 @@ pub fn surfaces(
         } else {
             *kind
         };
-        out.push(read(lexicon, kind, by, text.clone(), logged_in));
+        out.push(read(lexicon, kind, by, text.clone()));
     }
     let title = snapshot.title();
     if !title.is_empty() {
-        out.push(read(
-            lexicon,
-            SurfaceKind::Notice,
-            "title",
-            title,
-            logged_in,
-        ));
+        out.push(read(lexicon, SurfaceKind::Notice, "title", title));
     }
     out
 }
 
-fn read(lexicon: &Lexicon, kind: SurfaceKind, by: &str, text: String, logged_in: bool) -> Surface {
-    // On a logged-in page a login concept still explains the message; `decided` drops it.
-    let _ = logged_in;
+/// On a logged-in page a login concept still explains the message; `decided` drops it.
+fn read(lexicon: &Lexicon, kind: SurfaceKind, by: &str, text: String) -> Surface {
     let hits = lexicon.scan(&text);
     let explained = explains(lexicon, kind, &text, &hits);
     Surface {

@@ -93,7 +93,15 @@ impl Bench {
         let mut code = OneCode(Some(SecretString::from(self.flow.code.clone())));
         let started = Instant::now();
         let session = self.warm.as_ref().expect("opened above");
-        let report = pair(session, &spec, &self.credentials(), &mut code, &options).await?;
+        let report = pair(
+            session,
+            &spec,
+            &self.credentials(),
+            &mut code,
+            &mut pairing_worker::engine::guard::Unguarded,
+            &options,
+        )
+        .await?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         ensure!(
             report.outcome == Outcome::Paired,

@@ -216,6 +216,22 @@ pub struct Decision {
     /// The portal refused this login: it counts against the account's failed-login budget, as it
     /// counts towards the platform's own lockout.
     pub failed_login: bool,
+    /// What this outcome proves about a password the run sent. Until a verdict proves it accepted,
+    /// a sent password counts as a possible failed login.
+    pub password: PasswordVerdict,
+}
+
+/// What a run's outcome says about the password it sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::AsRefStr)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum PasswordVerdict {
+    /// The portal counted it as a failed login.
+    Failed,
+    /// The portal got past the password (a code page, the store list, a store-level problem).
+    Accepted,
+    /// Nothing proves either (a wall, an outage, a page we do not know): it still counts.
+    Unknown,
 }
 
 impl Outcome {
@@ -251,10 +267,29 @@ impl Outcome {
             Outcome::InvalidCredentials(_)
                 | Outcome::BlockedByThirdParty(Blocked::TooManyAttempts | Blocked::AccountLocked)
         );
+        // Only pages a portal shows past the password check prove the password was accepted; a
+        // wall or an outage after the submit may or may not have counted it.
+        let password = match self {
+            _ if failed_login => PasswordVerdict::Failed,
+            Outcome::Paired
+            | Outcome::TwoFactor(_)
+            | Outcome::InvalidStoreConfig(
+                StoreConfig::RestaurantInactive
+                | StoreConfig::StoreNotFound
+                | StoreConfig::InsufficientRole
+                | StoreConfig::TermsNotAccepted,
+            ) => PasswordVerdict::Accepted,
+            Outcome::InvalidStoreConfig(StoreConfig::NonTraditionalLogin)
+            | Outcome::BlockedByThirdParty(_)
+            | Outcome::ProviderUnavailable(_)
+            | Outcome::UnrecognizedPage
+            | Outcome::InvalidCredentials(_) => PasswordVerdict::Unknown,
+        };
         Decision {
             resolution,
             queue,
             failed_login,
+            password,
         }
     }
 
@@ -356,15 +391,16 @@ pub const PRECEDENCE: &[&[Outcome]] = &[
 /// The decision table as Markdown (the README embeds it; a test keeps them equal).
 pub fn decision_table_markdown() -> String {
     let mut out = String::from(
-        "| outcome | merchant is offered | queue | failed login |\n|---|---|---|---|\n",
+        "| outcome | merchant is offered | queue | failed login | a sent password |\n|---|---|---|---|---|\n",
     );
     for outcome in Outcome::all() {
         let d = outcome.decision();
         out.push_str(&format!(
-            "| `{outcome}` | {} | {} | {} |\n",
+            "| `{outcome}` | {} | {} | {} | {} |\n",
             d.resolution.as_ref(),
             d.queue.as_ref(),
-            if d.failed_login { "yes" } else { "no" }
+            if d.failed_login { "yes" } else { "no" },
+            d.password.as_ref()
         ));
     }
     out
@@ -501,6 +537,16 @@ mod tests {
                     matches!(outcome, Outcome::ProviderUnavailable(_)),
                     "{outcome}"
                 );
+            }
+            // A failed login is exactly a `failed` password verdict; a retried outcome never
+            // proves a sent password was accepted (the retry would then not count it).
+            assert_eq!(
+                decision.failed_login,
+                decision.password == PasswordVerdict::Failed,
+                "{outcome}"
+            );
+            if decision.queue == QueueAction::RetryWithBackoff {
+                assert_eq!(decision.password, PasswordVerdict::Unknown, "{outcome}");
             }
         }
     }

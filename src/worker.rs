@@ -13,10 +13,16 @@ use tracing::Instrument;
 
 use crate::browser::{Browser, Session, SessionPool};
 use crate::codes::{merchant_codes, AccountCodes, CodeSubmitter, MailboxWatch, TotpSource};
+use crate::engine::guard::{PasswordGuard, Withheld};
 use crate::engine::pairing::{pair, PairingError, PairingOptions};
 use crate::outcome::Outcome;
 use crate::provider::Registry;
-use crate::queue::{Claimed, HeartbeatError, Job, Lease, Queue, RunResult};
+use crate::queue::{Claimed, HeartbeatError, Job, Lease, Queue, RunResult, SubmissionRefused};
+
+/// How long a run whose lease was lost after it sent a password keeps going for the portal's
+/// verdict: a failed login seen then is still recorded (the job is no longer the run's to
+/// finish). Past it the run is dropped and the submission stays counted as a failed login.
+const LATE_VERDICT_WAIT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -216,11 +222,25 @@ impl Worker {
         let lost = async move {
             let _ = lost.wait_for(|lost| *lost).await;
         };
+        let password_sent = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let attempt = self.attempt(&job, &lease, claimed_at, password_sent.clone());
+        tokio::pin!(attempt);
         let result = tokio::select! {
-            result = self.attempt(&job, &lease, claimed_at) => Some(result),
+            result = &mut attempt => Some(result),
             _ = lost => {
-                tracing::warn!("lease lost (cancelled or rescued): dropping the job");
-                None
+                if password_sent.load(std::sync::atomic::Ordering::SeqCst) {
+                    tracing::info!("lease lost (cancelled or rescued) after the password was sent: waiting for the portal's verdict");
+                    match tokio::time::timeout(LATE_VERDICT_WAIT, &mut attempt).await {
+                        Ok(result) => Some(result),
+                        Err(_) => {
+                            tracing::info!("no verdict in time: dropping the job (its submission counts as a failed login)");
+                            None
+                        }
+                    }
+                } else {
+                    tracing::info!("lease lost (cancelled or rescued): dropping the job");
+                    None
+                }
             }
             _ = stopped_too_long => {
                 tracing::warn!("stopping: job did not finish within the grace period, released");
@@ -258,12 +278,22 @@ impl Worker {
                     tracing::warn!(%error, "audit row not written");
                 }
             }
+            // The verdict's lockout effects (a failed login, rejected credentials) were kept.
+            Err(HeartbeatError::Lost(_)) => tracing::info!(
+                "the job was cancelled or rescued before its result: only the verdict's lockout effects were recorded"
+            ),
             Err(error) => tracing::warn!(%error, "result not recorded"),
         }
     }
 
     /// One run of a job, start to result. Secrets live only inside this call.
-    async fn attempt(&self, job: &Job, lease: &Lease, claimed_at: std::time::Instant) -> RunResult {
+    async fn attempt(
+        &self,
+        job: &Job,
+        lease: &Lease,
+        claimed_at: std::time::Instant,
+        password_sent: Arc<std::sync::atomic::AtomicBool>,
+    ) -> RunResult {
         let spec = match self.registry.get(&job.provider) {
             Ok(spec) => spec,
             Err(error) => return RunResult::Refused(error.to_string()),
@@ -349,7 +379,20 @@ impl Worker {
             "browser session ready"
         );
         crate::metrics::METRICS.session_opened();
-        let result = pair(&session, &spec, &secrets.credentials, &mut codes, &options).await;
+        let mut guard = QueueGuard {
+            queue: &self.queue,
+            lease,
+            sent: password_sent,
+        };
+        let result = pair(
+            &session,
+            &spec,
+            &secrets.credentials,
+            &mut codes,
+            &mut guard,
+            &options,
+        )
+        .await;
         let TurnGivenUp { inner: codes, .. } = codes; // the turn ends with the pairing
         self.close_later(session);
         crate::metrics::METRICS.session_closed();
@@ -376,7 +419,38 @@ impl Worker {
                     "error": error.to_string(),
                 }),
             },
+            Err(PairingError::Withheld(withheld)) if withheld.final_refusal => {
+                RunResult::Refused(withheld.to_string())
+            }
             Err(error) => RunResult::Infrastructure(error.to_string()),
+        }
+    }
+}
+
+/// Puts each password on record in the queue before it is sent, and refuses it when the
+/// account's guards say no (see `Queue::password_submitting`).
+struct QueueGuard<'a> {
+    queue: &'a Queue,
+    lease: &'a Lease,
+    /// Set once a password went out: a run that loses its lease after that waits for the verdict.
+    sent: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl PasswordGuard for QueueGuard<'_> {
+    async fn before_sending(&mut self) -> Result<(), Withheld> {
+        match self.queue.password_submitting(self.lease).await {
+            Ok(()) => {
+                self.sent.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            }
+            Err(SubmissionRefused::Guard(refusal)) => Err(Withheld {
+                reason: refusal.to_string(),
+                final_refusal: true,
+            }),
+            Err(SubmissionRefused::Lost(error)) => Err(Withheld {
+                reason: error.to_string(),
+                final_refusal: false,
+            }),
         }
     }
 }

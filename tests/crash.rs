@@ -3,8 +3,9 @@
 
 #[path = "support/databases.rs"]
 mod databases;
+#[path = "support/serve.rs"]
+mod serve;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,45 +19,10 @@ use pairing_worker::queue::{
 };
 use pairing_worker::sandbox::Sandbox;
 use pairing_worker::secret::Credentials;
+use serve::serve;
 
 const ORG: &str = "org-crash";
 const PASSWORD: &str = "Sandbox-Pass-1";
-
-struct Serve {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-fn serve(db: &str, key: &str, webdriver: &str, portal: &str, log: std::path::PathBuf) -> Serve {
-    let child = Command::new(env!("CARGO_BIN_EXE_pairing-worker"))
-        .args([
-            "serve",
-            "--slots",
-            "2",
-            "--lease-secs",
-            "2",
-            "--grace-secs",
-            "20",
-        ])
-        .args([
-            "--db",
-            db,
-            "--webdriver",
-            webdriver,
-            "--portal-base",
-            portal,
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("PAIRING_WORKER_KEY", key)
-        .env("RUST_LOG", "pairing_worker=trace")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("serve starts");
-    Serve { child, log }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_login_loses_no_job_and_sigterm_exits_cleanly() {

@@ -3,127 +3,22 @@
 
 #[path = "support/databases.rs"]
 mod databases;
+#[macro_use]
+#[path = "support/conformance.rs"]
+mod conformance;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::TimeZone;
 use secrecy::{ExposeSecret, SecretString};
 
+use conformance::*;
 use databases::TestDatabase;
-use pairing_worker::outcome::{
-    Blocked, CodeChannel, CodeRequest, InvalidCredentials, Outcome, StoreConfig, TwoFactor,
-    Unavailable,
-};
+use pairing_worker::outcome::{Blocked, CodeChannel, CodeRequest, Outcome, TwoFactor, Unavailable};
 use pairing_worker::queue::{
-    backoff, AccountSecrets, AccountUpdate, Change, Clock, CodeError, Health, HeartbeatError,
-    JobKind, JobState, Key, KeyError, KeyRing, NewAccount, Queue, QueueConfig, QueueError,
-    RunResult, StoreRef, SubmitError,
+    backoff, AccountUpdate, Change, CodeError, Health, HeartbeatError, JobKind, JobState, Key,
+    KeyError, KeyRing, Queue, QueueConfig, QueueError, RunResult, SubmitError,
 };
-use pairing_worker::secret::Credentials;
-
-const ORG: &str = "org-a";
-const WRONG_PASSWORD: Outcome = Outcome::InvalidCredentials(InvalidCredentials::WrongPassword);
-const INACTIVE: Outcome = Outcome::InvalidStoreConfig(StoreConfig::RestaurantInactive);
-
-struct Fixture {
-    queue: Queue,
-    clock: Clock,
-    db: TestDatabase,
-    key_line: String,
-}
-
-async fn fixture(db: TestDatabase) -> Fixture {
-    let clock = Clock::fake(
-        chrono::Utc
-            .with_ymd_and_hms(2026, 11, 28, 12, 0, 0)
-            .unwrap(),
-    );
-    let key_line = Key::generate_line();
-    let queue = Queue::open_with_clock(
-        &db.url,
-        KeyRing::parse(&key_line, None).unwrap(),
-        QueueConfig::default(),
-        clock.clone(),
-    )
-    .await
-    .expect("queue opens");
-    Fixture {
-        queue,
-        clock,
-        db,
-        key_line,
-    }
-}
-
-fn secrets(password: &str) -> AccountSecrets {
-    AccountSecrets {
-        credentials: Credentials {
-            username: "owner@example.test".into(),
-            password: SecretString::from(password.to_string()),
-        },
-        totp: Some(SecretString::from("JBSWY3DPEHPK3PXP".to_string())),
-        mailbox: None,
-    }
-}
-
-async fn account(queue: &Queue, organisation: &str) -> String {
-    queue
-        .create_account(NewAccount {
-            organisation: organisation.into(),
-            provider: "deliveroo".into(),
-            secrets: secrets("Canary-Password-8c1f"),
-            stores: vec![StoreRef {
-                id: "st-1".into(),
-                location: "Camden".into(),
-                brand: "Burger Lab".into(),
-            }],
-        })
-        .await
-        .unwrap()
-        .id
-}
-
-fn finished(outcome: Outcome) -> RunResult {
-    RunResult::Finished {
-        outcome,
-        report: serde_json::json!({ "category": outcome.category() }),
-    }
-}
-
-/// Runs one job of `kind` for the account to the given outcome.
-async fn run_to(f: &Fixture, account: &str, kind: JobKind, outcome: Outcome) -> Change {
-    let job = f.queue.submit(ORG, account, kind, false).await.unwrap().job;
-    let claimed = f.queue.claim("w1").await.unwrap().expect("ready job");
-    assert_eq!(claimed.job.id, job.id);
-    f.queue
-        .finish(&claimed.lease, finished(outcome))
-        .await
-        .unwrap();
-    f.queue.history(account, 1).await.unwrap()[0].change
-}
-
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(super::fixture(super::TestDatabase::sqlite()).await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let Some(db) = super::TestDatabase::postgres().await else { return };
-                    super::$case(super::fixture(db).await).await;
-                }
-            )*
-        }
-    };
-}
 
 conformance!(
     claim_takes_oldest_ready_job_once,
@@ -213,7 +108,10 @@ async fn stale_token_cannot_write_after_rescue(f: Fixture) {
             .err(),
         f.queue.heartbeat(&old.lease).await.err(),
     ] {
-        assert!(matches!(result, Some(HeartbeatError::Lost(_))));
+        assert!(
+            matches!(result, Some(HeartbeatError::Lost(_))),
+            "{result:?}"
+        );
     }
     let done = f
         .queue
@@ -806,7 +704,7 @@ async fn dump(url: &str) -> String {
         "job_codes",
         "encryption_keys",
         "account_history",
-        "login_failures",
+        "password_submissions",
     ] {
         let rows = sqlx::query(&format!("SELECT * FROM {table} ORDER BY 1"))
             .fetch_all(&mut conn)

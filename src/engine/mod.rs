@@ -3,6 +3,7 @@
 pub mod artifacts;
 pub mod classify;
 pub mod explain;
+pub mod guard;
 pub mod pairing;
 pub mod reading;
 pub mod snapshot;

@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 
 use super::artifacts::{self, ArtifactMeta};
 use super::classify::{classify_snapshot, Classification, ClassifyError, Snapshot};
+use super::guard::{PasswordGuard, Unguarded, Withheld};
 use crate::browser::{BrowserError, Session};
 use crate::codes::{CodeAnswer, CodeSource, CodeSourceError};
 use crate::outcome::{
@@ -90,6 +91,8 @@ pub enum PairingError {
     Browser(#[from] BrowserError),
     #[error(transparent)]
     Codes(#[from] CodeSourceError),
+    #[error(transparent)]
+    Withheld(#[from] Withheld),
     /// Two page rules match one page: a spec bug, surfaced loudly.
     #[error("{error} (page saved to {artifacts:?})")]
     AmbiguousPage {
@@ -98,12 +101,14 @@ pub enum PairingError {
     },
 }
 
-/// Runs one pairing in `session`, which the caller owns and closes.
-pub async fn pair<C: CodeSource>(
+/// Runs one pairing in `session`, which the caller owns and closes. `guard` is asked before each
+/// password is sent.
+pub async fn pair<C: CodeSource, G: PasswordGuard>(
     session: &Session,
     spec: &ProviderSpec,
     credentials: &Credentials,
     codes: &mut C,
+    guard: &mut G,
     options: &PairingOptions,
 ) -> Result<PairingReport, PairingError> {
     let started = Instant::now();
@@ -117,7 +122,7 @@ pub async fn pair<C: CodeSource>(
         started,
     };
     let deadline = options.deadline + options.code_wait * options.code_attempts as u32;
-    let result = match tokio::time::timeout(deadline, run.drive(codes)).await {
+    let result = match tokio::time::timeout(deadline, run.drive(codes, guard)).await {
         Ok(result) => result,
         Err(_) => Ok(
             Ending::new(Outcome::ProviderUnavailable(Unavailable::Timeout), None)
@@ -236,7 +241,11 @@ impl Run<'_> {
         ))
     }
 
-    async fn drive<C: CodeSource>(&mut self, codes: &mut C) -> Result<Ending, PairingError> {
+    async fn drive<C: CodeSource, G: PasswordGuard>(
+        &mut self,
+        codes: &mut C,
+        guard: &mut G,
+    ) -> Result<Ending, PairingError> {
         self.session.goto(&self.spec.entry_url(self.base())).await?;
         let mut codes_typed = 0usize;
         let mut password_pages = std::collections::HashSet::new();
@@ -363,6 +372,9 @@ impl Run<'_> {
                         "page `{}` came back with no message the spec recognises; not submitting the password twice",
                         found.page
                     )));
+                }
+                if submits_password {
+                    guard.before_sending().await?;
                 }
                 if let Err(e) = self.act(rule).await {
                     return match e {
@@ -684,7 +696,7 @@ pub async fn pair_once<C: CodeSource>(
     codes: &mut C,
     options: &PairingOptions,
 ) -> Result<PairingReport, PairingError> {
-    let result = pair(&session, spec, credentials, codes, options).await;
+    let result = pair(&session, spec, credentials, codes, &mut Unguarded, options).await;
     let closed = session.close().await;
     let report = result?;
     closed?;

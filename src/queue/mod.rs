@@ -4,6 +4,7 @@
 //! run the same SQL and pass the same conformance suite.
 
 pub mod keys;
+mod lockout;
 mod model;
 mod tokens;
 mod webhooks;
@@ -20,6 +21,7 @@ use sqlx::{AnyPool, Connection, Row};
 use zeroize::Zeroizing;
 
 pub use keys::{Key, KeyError, KeyRing};
+pub use lockout::SubmissionRefused;
 pub use model::*;
 pub use tokens::AuditEntry;
 pub use webhooks::{DeliveryRecord, DueDelivery};
@@ -557,37 +559,6 @@ impl Queue {
         }
     }
 
-    /// Refuses automatic use of stored credentials that the portal rejected, or of an account
-    /// whose failed-login budget is spent.
-    async fn stored_credentials_allowed(&self, account: &Account) -> Result<(), SubmitError> {
-        if account.credentials_rejected {
-            return Err(SubmitError::CredentialsRejected);
-        }
-        let failures = self.recent_failures(&account.id).await?;
-        if failures.len() as i64 >= self.config.failed_login_budget {
-            let window = self.config.failed_login_window.as_millis() as i64;
-            let oldest = failures.first().copied().unwrap_or_default();
-            return Err(SubmitError::LoginBudgetSpent {
-                until: time(oldest + window),
-            });
-        }
-        Ok(())
-    }
-
-    async fn recent_failures(&self, account_id: &str) -> Result<Vec<i64>, QueueError> {
-        let since = self.clock.now_ms() - self.config.failed_login_window.as_millis() as i64;
-        Ok(sqlx::query(
-            "SELECT at FROM login_failures WHERE account_id = $1 AND at > $2 ORDER BY at",
-        )
-        .bind(account_id)
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| row.get(0))
-        .collect())
-    }
-
     /// The account's queued, running or code-awaiting job, if any.
     pub async fn live_job(&self, account_id: &str) -> Result<Option<Job>, QueueError> {
         let row = sqlx::query(&format!(
@@ -709,7 +680,15 @@ impl Queue {
                 .await?
                 .ok_or_else(|| QueueError::UnknownJob(id.clone()))?;
             let lease = Lease { job: id, token };
-            if job.kind == JobKind::Recheck {
+            // A code submitted to an earlier run belongs to that run's login: typing it into this
+            // one would spend one of the portal's code attempts for nothing.
+            sqlx::query("DELETE FROM job_codes WHERE job_id = $1")
+                .bind(&lease.job)
+                .execute(&self.pool)
+                .await?;
+            // Every automatic login is held to the guards: a re-check, and any run after the
+            // first (a retry or a rescue may follow a password whose verdict never came).
+            if self.is_automatic(&job.id, job.kind, job.attempts).await? {
                 let account = self.account(&job.organisation, &job.account_id).await?;
                 let refusal = match account {
                     Some(account) => self.stored_credentials_allowed(&account).await.err(),
@@ -953,10 +932,15 @@ impl Queue {
         .await?
         .rows_affected()
             == 1;
-        sqlx::query("DELETE FROM job_codes WHERE job_id = $1")
-            .bind(job_id)
-            .execute(&self.pool)
-            .await?;
+        // Another organisation's cancel must not touch this job's code either.
+        sqlx::query(
+            "DELETE FROM job_codes WHERE job_id = $1 AND job_id IN (SELECT j.id FROM jobs j \
+             JOIN accounts a ON a.id = j.account_id WHERE a.organisation = $2)",
+        )
+        .bind(job_id)
+        .bind(organisation)
+        .execute(&self.pool)
+        .await?;
         let job = self
             .job(organisation, job_id)
             .await?
@@ -1004,14 +988,11 @@ impl Queue {
         // budget and the "no retry until the credentials change" rule are what keep merchants
         // from being locked out. SQLite fsyncs this one commit; PostgreSQL commits durably anyway.
         let guards_lockout = outcome.is_some_and(|o| o.decision().failed_login);
-        let mut conn = self.pool.acquire().await.map_err(QueueError::from)?;
-        let durable_sqlite = guards_lockout && self.backend == Backend::Sqlite;
-        if durable_sqlite {
-            sqlx::query("PRAGMA synchronous = FULL")
-                .execute(&mut *conn)
-                .await
-                .map_err(QueueError::from)?;
-        }
+        let mut conn = if guards_lockout {
+            self.durable().await?
+        } else {
+            self.pool.acquire().await.map_err(QueueError::from)?
+        };
         // One transaction: nobody sees the job final without its history and account effects.
         let mut tx = conn.begin().await.map_err(QueueError::from)?;
         let done = sqlx::query(
@@ -1031,22 +1012,33 @@ impl Queue {
         .execute(&mut *tx)
         .await
         .map_err(QueueError::from)?;
+        if let (Err(lost), Some(outcome)) = (lease_held(lease, done.rows_affected()), outcome) {
+            // Let go of the write lock first (SQLite has one writer).
+            tx.rollback().await.map_err(QueueError::from)?;
+            if guards_lockout {
+                self.end_durable(conn).await;
+            } else {
+                drop(conn); // SQLite's pool may hold one connection
+            }
+            self.keep_late_verdict(&job, &lease.token, outcome).await?;
+            return Err(lost);
+        }
         lease_held(lease, done.rows_affected())?;
         let change = match outcome {
             Some(outcome) => {
+                self.settle_submissions(&mut tx, &job, &lease.token, outcome, now)
+                    .await?;
                 self.record_outcome(&mut tx, &job, outcome, report, now)
                     .await?
             }
             None => None,
         };
         tx.commit().await.map_err(QueueError::from)?;
-        if durable_sqlite {
-            sqlx::query("PRAGMA synchronous = NORMAL")
-                .execute(&mut *conn)
-                .await
-                .map_err(QueueError::from)?;
+        if guards_lockout {
+            self.end_durable(conn).await;
+        } else {
+            drop(conn);
         }
-        drop(conn);
         let finished = self
             .job_by_id(&lease.job)
             .await?
@@ -1098,14 +1090,6 @@ impl Queue {
         now: i64,
     ) -> Result<Option<Change>, QueueError> {
         let decision = outcome.decision();
-        if decision.failed_login {
-            sqlx::query("INSERT INTO login_failures (account_id, job_id, at) VALUES ($1, $2, $3)")
-                .bind(&job.account_id)
-                .bind(&job.id)
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
-        }
         let rejected = matches!(outcome, Outcome::InvalidCredentials(_));
         // A code the portal sent and nobody typed may still be valid: a new login now would make
         // the portal send another and void it.

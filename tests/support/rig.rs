@@ -26,18 +26,39 @@ pub struct Rig {
     _db: TestDatabase,
 }
 
+/// What a test may change about the rig.
+#[derive(Default)]
+pub struct RigOptions {
+    /// A WebDriver endpoint for the worker (a fault-injecting proxy); `None` starts chromedriver.
+    pub webdriver: Option<String>,
+    pub queue: Option<QueueConfig>,
+    /// A sandbox the test already holds (a fault rule may read its counters).
+    pub sandbox: Option<Arc<Sandbox>>,
+}
+
 impl Rig {
     pub async fn start() -> Rig {
+        Rig::start_with(RigOptions::default()).await
+    }
+
+    pub async fn start_with(options: RigOptions) -> Rig {
         let registry = Arc::new(Registry::from_source_tree().unwrap());
-        let sandbox = Arc::new(Sandbox::from_registry(&registry).unwrap());
+        let sandbox = options
+            .sandbox
+            .unwrap_or_else(|| Arc::new(Sandbox::from_registry(&registry).unwrap()));
         let (portal, _) = sandbox.clone().serve("127.0.0.1:0").await.unwrap();
         let db = TestDatabase::sqlite();
         let keys = KeyRing::parse(&Key::generate_line(), None).unwrap();
-        let queue = Queue::open(&db.url, keys, QueueConfig::default())
+        let queue = Queue::open(&db.url, keys, options.queue.unwrap_or_default())
             .await
             .unwrap();
         let queue = Arc::new(queue);
-        let browser = Browser::launch(BrowserConfig::default()).await.unwrap();
+        let browser = Browser::launch(BrowserConfig {
+            webdriver: options.webdriver,
+            ..BrowserConfig::default()
+        })
+        .await
+        .unwrap();
         let config = WorkerConfig {
             poll_interval: Duration::from_millis(50),
             portal_base: Some(format!("http://{portal}")),

@@ -24,7 +24,7 @@ schemas = {
    "job": ref("Job")}},
  "Credentials": {"type": "object", "additionalProperties": False, "required": ["username", "password"], "properties": {"username": {"type": "string", "minLength": 1}, "password": {"type": "string", "minLength": 1, "writeOnly": True}}},
  "Mailbox": {"type": "object", "additionalProperties": False, "required": ["host", "username", "password"], "description": "The mailbox the platform's verification codes are sent to (IMAP over TLS, system CAs).", "properties": {
-   "host": {"type": "string", "minLength": 1}, "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 993},
+   "host": {"type": "string", "minLength": 1, "description": "A public host: a name that resolves only to public addresses, or a public IP address. Loopback, private, link-local, shared (CGNAT), cloud metadata and other reserved addresses are refused (422), unless the operator allows them (`serve --allow-private-hosts`); the check runs again on every connection."}, "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 993},
    "username": {"type": "string", "minLength": 1}, "password": {"type": "string", "minLength": 1, "writeOnly": True}, "folder": {"type": "string", "default": "INBOX"}}},
  "Store": {"type": "object", "required": ["id", "location", "brand"], "properties": {"id": {"type": "string", "minLength": 1, "description": "The provider's store id."}, "location": {"type": "string"}, "brand": {"type": "string"}}},
  "CreateAccount": {"type": "object", "additionalProperties": False, "required": ["provider", "credentials"], "properties": {
@@ -62,7 +62,7 @@ schemas = {
    "external_steps": {"type": "object", "required": ["language", "steps", "support_url"], "properties": {"language": {"type": "string"}, "steps": {"type": "array", "items": {"type": "string"}}, "support_url": {"type": "string"}}},
    "recheck": {"type": "string", "enum": ["unchanged", "changed"]},
    "active_job": {"type": "object", "required": ["id", "state"], "properties": {"id": {"type": "string"}, "state": {"type": "string"}}}}},
- "Webhook": {"type": "object", "additionalProperties": False, "required": ["url"], "properties": {"url": {"type": "string", "format": "uri"}}},
+ "Webhook": {"type": "object", "additionalProperties": False, "required": ["url"], "properties": {"url": {"type": "string", "format": "uri", "description": "An absolute http(s) URL on a public host. Its host: a name that resolves only to public addresses, or a public IP address. Loopback, private, link-local, shared (CGNAT), cloud metadata and other reserved addresses are refused (422), unless the operator allows them (`serve --allow-private-hosts`); the check runs again on every connection."}}},
 }
 def op(summary, responses, params=None, body=None, extra=None):
     o = {"summary": summary, "responses": {**responses, **common}, "parameters": (params or []) + acting}
@@ -91,12 +91,12 @@ paths = {
      [{"name": "lang", "in": "query", "required": False, "schema": {"type": "string"}, "description": "Language of the external steps (`en`, `fr`, `fr-CA`, ...)."}])},
  "/v1/webhook": {
    "get": op("The webhook endpoint and its latest deliveries", {"200": ok("Webhook", {"type": "object"}), "404": err("No webhook registered")}),
-   "put": op("Register the webhook endpoint; returns the signing secret once", {"200": ok("Registered", {"type": "object", "required": ["url", "secret"], "properties": {"url": {"type": "string"}, "secret": {"type": "string"}}}), "413": err("Body too large"), "422": err("Invalid URL")}, body="Webhook")},
+   "put": op("Register the webhook endpoint; returns the signing secret once", {"200": ok("Registered", {"type": "object", "required": ["url", "secret"], "properties": {"url": {"type": "string"}, "secret": {"type": "string"}}}), "413": err("Body too large"), "422": err("Invalid URL, or a host this worker may not reach")}, body="Webhook")},
 }
 pub = {
  "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "ok", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
  "/readyz": {"get": {"summary": "Readiness: database and WebDriver reachable", "security": [], "responses": {"200": ok("Ready", {"type": "object"}), "503": ok("Not ready", {"type": "object"})}}},
- "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "Exposition text", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+ "/metrics": {"get": {"summary": "Prometheus metrics (operator endpoint)", "description": "Counts across every organisation and needs no token: serve it apart with `serve --metrics-listen ADDR`, and the API listener answers 404 here.", "security": [], "responses": {"200": {"description": "Exposition text", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
  "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": ok("OpenAPI 3.1", {"type": "object"})}}},
 }
 doc = {"openapi": "3.1.0",

@@ -31,17 +31,25 @@ pub const EXIT_NOT_PAIRED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_INFRASTRUCTURE: u8 = 3;
 
-/// Logs go to stderr (JSON with `LOG_FORMAT=json`); stdout is kept for results.
+/// Logs go to stderr (JSON with `LOG_FORMAT=json`); stdout is kept for results. Crates that log
+/// page content or request bodies stay silent whatever `RUST_LOG` says
+/// ([`pairing_worker::secret::logs::PAGE_CONTENT_TARGETS`]).
 pub fn init_logging() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into());
+    use pairing_worker::secret::logs;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = logs::env_filter(std::env::var("RUST_LOG").ok().as_deref());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     if std::env::var("LOG_FORMAT").as_deref() == Ok("json") {
-        builder.json().init();
+        builder
+            .json()
+            .finish()
+            .with(logs::without_page_content())
+            .init();
     } else {
-        builder.init();
+        builder.finish().with(logs::without_page_content()).init();
     }
 }
 

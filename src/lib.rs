@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod provider;
 pub mod queue;
+pub mod reach;
 pub mod sandbox;
 pub mod secret;
 pub mod webhooks;

@@ -18,6 +18,7 @@ pub struct Metrics {
     rate_limit_waits: AtomicU64,
     rate_limit_wait_ms: AtomicU64,
     open_sessions: AtomicI64,
+    webdriver_replacements: AtomicU64,
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -27,6 +28,7 @@ pub static METRICS: Metrics = Metrics {
     rate_limit_waits: AtomicU64::new(0),
     rate_limit_wait_ms: AtomicU64::new(0),
     open_sessions: AtomicI64::new(0),
+    webdriver_replacements: AtomicU64::new(0),
 };
 
 impl Metrics {
@@ -54,6 +56,10 @@ impl Metrics {
 
     pub fn session_closed(&self) {
         self.open_sessions.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn webdriver_replaced(&self) {
+        self.webdriver_replacements.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -135,6 +141,15 @@ pub async fn render(queue: &Queue) -> Result<String, QueueError> {
         out,
         "pairing_browser_sessions_open {}",
         m.open_sessions.load(Ordering::Relaxed)
+    );
+    out.push_str(
+        "# HELP pairing_webdriver_replacements_total Local chromedrivers that died and were replaced.\n",
+    );
+    out.push_str("# TYPE pairing_webdriver_replacements_total counter\n");
+    let _ = writeln!(
+        out,
+        "pairing_webdriver_replacements_total {}",
+        m.webdriver_replacements.load(Ordering::Relaxed)
     );
     Ok(out)
 }

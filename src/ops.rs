@@ -126,11 +126,60 @@ pub struct ServeArgs {
     /// Address of the HTTP API (`127.0.0.1:0` picks a free port).
     #[arg(long, env = "PAIRING_WORKER_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
+    /// Serve `/metrics` on this address instead of the API's: the counts span every organisation
+    /// and need no token, so keep them where only operators (Prometheus) can connect.
+    #[arg(long, env = "PAIRING_WORKER_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
+    /// Seconds a client gets to send a request's headers (a new or idle connection is closed after).
+    #[arg(long, default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// HTTP connections served at once on each listener (more wait to be accepted).
+    #[arg(long, default_value_t = 512)]
+    max_connections: usize,
+    #[command(flatten)]
+    network: NetworkArgs,
+}
+
+/// Where API callers may make the worker connect (webhook endpoints, code mailboxes): public
+/// addresses only unless these allow more.
+#[derive(Args, Clone)]
+pub struct NetworkArgs {
+    /// Address ranges webhooks and mailboxes may reach besides public addresses, comma-separated
+    /// CIDRs (`10.20.0.0/16,fd00:1::/64`; `127.0.0.0/8,::1` for endpoints on this host).
+    #[arg(
+        long,
+        env = "PAIRING_WORKER_ALLOW_PRIVATE_HOSTS",
+        value_delimiter = ',',
+        value_parser = pairing_worker::reach::parse_range
+    )]
+    allow_private_hosts: Vec<pairing_worker::reach::IpNet>,
+    /// Let webhooks and mailboxes reach any address, loopback and cloud metadata included: only
+    /// where every API token holder is trusted with the worker's network.
+    #[arg(
+        long,
+        env = "PAIRING_WORKER_ALLOW_HOST_NETWORK",
+        conflicts_with = "allow_private_hosts"
+    )]
+    allow_host_network: bool,
+}
+
+impl NetworkArgs {
+    pub fn reach(&self) -> pairing_worker::reach::Reach {
+        use pairing_worker::reach::{Policy, Reach};
+        Reach::new(if self.allow_host_network {
+            Policy::host_network()
+        } else {
+            Policy::allowing(self.allow_private_hosts.iter().copied())
+        })
+    }
 }
 
 /// Runs the worker until SIGTERM or Ctrl-C: stops claiming, lets running jobs finish within the
 /// grace period (or releases them), deletes browser sessions, exits 0.
 pub async fn serve(registry: Registry, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let reach = args.network.reach();
+    // The worker's mailbox connections read the process's policy.
+    pairing_worker::reach::set_global(reach.clone());
     let queue = Arc::new(args.database.open().await?);
     let registry = Arc::new(registry);
     let portal_base = if args.sandbox {
@@ -164,16 +213,38 @@ pub async fn serve(registry: Registry, args: ServeArgs) -> anyhow::Result<ExitCo
         queue: queue.clone(),
         registry: registry.clone(),
         browser: Some(browser.clone()),
+        reach: reach.clone(),
     });
-    let (api_addr, api_task) = pairing_worker::api::serve(api, &args.listen)
+    let limits = pairing_worker::api::listener::Limits {
+        header_read_timeout: Duration::from_secs(args.header_timeout_secs.max(1)),
+        max_connections: args.max_connections.max(1),
+    };
+    let options = pairing_worker::api::ServeOptions {
+        limits,
+        metrics: args.metrics_listen.is_none(),
+    };
+    let (api_addr, api_task) = pairing_worker::api::serve_with(api.clone(), &args.listen, options)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let metrics_task = match &args.metrics_listen {
+        Some(addr) => {
+            let (bound, task) = pairing_worker::api::serve_metrics(api, addr, limits)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--metrics-listen)"))?;
+            eprintln!("metrics on http://{bound}/metrics");
+            Some(task)
+        }
+        None => None,
+    };
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let worker = Worker::new(queue.clone(), registry, browser.clone(), config);
     let running = tokio::spawn(worker.run(stop.clone()));
     let webhooks = tokio::spawn(pairing_worker::webhooks::deliver(
         queue.clone(),
-        pairing_worker::webhooks::DeliveryConfig::default(),
+        pairing_worker::webhooks::DeliveryConfig {
+            reach,
+            ..Default::default()
+        },
         stop,
     ));
     eprintln!(
@@ -194,6 +265,9 @@ pub async fn serve(registry: Registry, args: ServeArgs) -> anyhow::Result<ExitCo
     let _ = running.await;
     let _ = webhooks.await;
     api_task.abort();
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     browser.shutdown();
     queue.close().await;
     Ok(ExitCode::SUCCESS)
@@ -421,6 +495,24 @@ pub enum TokensCommand {
         #[arg(long, default_value = "dashboard")]
         label: String,
     },
+    /// List tokens (id, organisation, label, created): never the tokens themselves.
+    List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[arg(long)]
+        organisation: Option<String>,
+    },
+    /// Revoke a token: requests with it get 401 from the next one on.
+    Revoke {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The token's id from `tokens list` (or `tokens create`'s message).
+        #[arg(required_unless_present = "stdin", conflicts_with = "stdin")]
+        id: Option<String>,
+        /// Read the token itself from standard input instead (a leaked token, id unknown).
+        #[arg(long)]
+        stdin: bool,
+    },
 }
 
 pub async fn tokens(command: TokensCommand) -> anyhow::Result<ExitCode> {
@@ -434,8 +526,55 @@ pub async fn tokens(command: TokensCommand) -> anyhow::Result<ExitCode> {
                 bail!("--organisation must not be empty");
             }
             let queue = database.open().await?;
-            println!("{}", queue.create_token(&organisation, &label).await?);
+            let token = zeroize::Zeroizing::new(queue.create_token(&organisation, &label).await?);
+            println!("{}", token.as_str());
+            eprintln!(
+                "token id {} (revoke with `pairing-worker tokens revoke {}`)",
+                Queue::token_id(&token),
+                Queue::token_id(&token)
+            );
             queue.close().await;
+        }
+        TokensCommand::List {
+            database,
+            organisation,
+        } => {
+            let queue = database.open().await?;
+            let tokens = queue.tokens(organisation.as_deref()).await?;
+            println!(
+                "{:<16}  {:<20}  {:<20}  created",
+                "id", "organisation", "label"
+            );
+            for token in tokens {
+                println!(
+                    "{:<16}  {:<20}  {:<20}  {}",
+                    token.id,
+                    token.organisation,
+                    token.label,
+                    token.created_at.to_rfc3339()
+                );
+            }
+            queue.close().await;
+        }
+        TokensCommand::Revoke {
+            database,
+            id,
+            stdin,
+        } => {
+            let named = match id {
+                Some(id) => secrecy::SecretString::from(id),
+                None if stdin => read_secret_line(&mut std::io::stdin().lock(), "token")?,
+                None => bail!("give the token id, or the token on standard input with --stdin"),
+            };
+            let queue = database.open().await?;
+            let revoked = queue
+                .revoke_token(secrecy::ExposeSecret::expose_secret(&named))
+                .await?;
+            queue.close().await;
+            if !revoked {
+                bail!("no such token (see `pairing-worker tokens list`)");
+            }
+            eprintln!("token revoked");
         }
     }
     Ok(ExitCode::SUCCESS)

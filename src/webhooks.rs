@@ -11,6 +11,7 @@ use sha2::Sha256;
 use tokio::sync::watch;
 
 use crate::queue::{backoff, Queue};
+use crate::reach::{Reach, ReachError};
 
 pub const SIGNATURE_HEADER: &str = "Pairing-Worker-Signature";
 pub const EVENT_HEADER: &str = "Pairing-Worker-Event";
@@ -73,6 +74,8 @@ pub struct DeliveryConfig {
     pub backoff_cap: Duration,
     /// Attempts before a delivery is recorded as failed.
     pub max_attempts: i64,
+    /// Which addresses endpoints may resolve to (checked on every connection).
+    pub reach: Reach,
 }
 
 impl Default for DeliveryConfig {
@@ -83,15 +86,19 @@ impl Default for DeliveryConfig {
             backoff_base: Duration::from_secs(10),
             backoff_cap: Duration::from_secs(3600),
             max_attempts: 12,
+            reach: crate::reach::global(),
         }
     }
 }
 
 /// Delivers due events until `stop` turns true.
 pub async fn deliver(queue: Arc<Queue>, config: DeliveryConfig, mut stop: watch::Receiver<bool>) {
+    // No redirects and no proxy: either would connect somewhere the guard did not check.
     let client = reqwest::Client::builder()
         .timeout(config.timeout)
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(config.reach.clone()))
         .build()
         .expect("HTTP client");
     loop {
@@ -120,15 +127,19 @@ pub async fn deliver(queue: Arc<Queue>, config: DeliveryConfig, mut stop: watch:
             timestamp,
             delivery.payload.as_bytes(),
         );
-        let sent = client
-            .post(&delivery.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(SIGNATURE_HEADER, signature)
-            .header(EVENT_HEADER, &delivery.event)
-            .header(DELIVERY_HEADER, &delivery.id)
-            .body(delivery.payload.clone())
-            .send()
-            .await;
+        let sent = match literal_allowed(&config.reach, &delivery.url) {
+            Ok(()) => client
+                .post(&delivery.url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(SIGNATURE_HEADER, signature)
+                .header(EVENT_HEADER, &delivery.event)
+                .header(DELIVERY_HEADER, &delivery.id)
+                .body(delivery.payload.clone())
+                .send()
+                .await
+                .map_err(|error| failure_text(&error)),
+            Err(_) => Err(REFUSED),
+        };
         let (delivered, status, error) = match sent {
             Ok(response) if response.status().is_success() => {
                 (true, Some(response.status().as_u16()), None)
@@ -138,8 +149,7 @@ pub async fn deliver(queue: Arc<Queue>, config: DeliveryConfig, mut stop: watch:
                 Some(response.status().as_u16()),
                 Some(format!("HTTP {}", response.status())),
             ),
-            // The error names the URL, never the secret or the body.
-            Err(error) => (false, None, Some(error.without_url().to_string())),
+            Err(text) => (false, None, Some(text.to_string())),
         };
         let retry_at = (!delivered && delivery.attempts < config.max_attempts).then(|| {
             let delay = backoff(
@@ -165,6 +175,41 @@ pub async fn deliver(queue: Arc<Queue>, config: DeliveryConfig, mut stop: watch:
             tracing::warn!(%error, "recording a webhook delivery failed");
         }
     }
+}
+
+/// What `GET /v1/webhook` shows when no HTTP answer came: one text for refused, timed out, reset
+/// and TLS failures alike, so an endpoint setting cannot tell open ports from closed ones.
+pub const NO_ANSWER: &str = "no HTTP answer from the webhook endpoint";
+/// The endpoint's address is one the worker may not reach (checked again on every delivery).
+pub const REFUSED: &str = "the webhook host resolves to an address this worker may not reach";
+
+/// reqwest does not resolve IP-literal hosts, so the resolver's check never sees them: check here.
+fn literal_allowed(reach: &Reach, url: &str) -> Result<(), ReachError> {
+    match url::Url::parse(url).ok().as_ref().and_then(url::Url::host) {
+        Some(url::Host::Ipv4(ip)) => reach.check_ip(ip.into()),
+        Some(url::Host::Ipv6(ip)) => reach.check_ip(ip.into()),
+        Some(url::Host::Domain(_)) => Ok(()),
+        None => Err(ReachError::Unresolved),
+    }
+}
+
+fn failure_text(error: &reqwest::Error) -> &'static str {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        if current.downcast_ref::<ReachError>().is_some() {
+            return REFUSED;
+        }
+        source = current.source();
+    }
+    // For operators only: the causes (the I/O or TLS error), not the URL, which may carry a token.
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(current) = source {
+        causes.push(current.to_string());
+        source = current.source();
+    }
+    tracing::debug!(causes = %causes.join(": "), "webhook delivery got no answer");
+    NO_ANSWER
 }
 
 #[cfg(test)]

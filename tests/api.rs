@@ -42,12 +42,18 @@ enum As {
 }
 
 impl Api {
-    /// The rig, plus webhook delivery (fast retries) and the API on a free port.
+    /// The rig, plus webhook delivery (fast retries) and the API on a free port. The webhook
+    /// receiver and the mailbox are on this host: the operator allows loopback.
     async fn start() -> Api {
         let rig = rig::Rig::start().await;
+        let loopback =
+            ["127.0.0.0/8", "::1"].map(|r| pairing_worker::reach::parse_range(r).unwrap());
+        let reach =
+            pairing_worker::reach::Reach::new(pairing_worker::reach::Policy::allowing(loopback));
         let deliveries = pairing_worker::webhooks::DeliveryConfig {
             poll_interval: Duration::from_millis(50),
             backoff_base: Duration::from_millis(200),
+            reach: reach.clone(),
             ..Default::default()
         };
         let delivering =
@@ -57,6 +63,7 @@ impl Api {
             queue: rig.queue.clone(),
             registry: rig.registry.clone(),
             browser: Some(rig.browser.clone()),
+            reach,
         });
         let (addr, _) = pairing_worker::api::serve(state, "127.0.0.1:0")
             .await
@@ -786,7 +793,7 @@ async fn code_source_settings_round_trip_sealed() {
         "provider": "deliveroo",
         "credentials": {"username": "owner@sandbox.test", "password": PASSWORD},
         "totp_secret": "JBSWY3DPEHPK3PXP",
-        "mailbox": {"host": "imap.example.test", "username": "codes@example.test", "password": "Mailbox-Pw-6"},
+        "mailbox": {"host": "localhost", "username": "codes@example.test", "password": "Mailbox-Pw-6"},
     });
     let (status, account) = api
         .call(reqwest::Method::POST, "/v1/accounts", As::Admin, Some(body))
@@ -802,7 +809,7 @@ async fn code_source_settings_round_trip_sealed() {
     let mailbox = stored.mailbox.expect("mailbox stored");
     assert_eq!(
         (mailbox.host.as_str(), mailbox.port, mailbox.folder.as_str()),
-        ("imap.example.test", 993, "INBOX")
+        ("localhost", 993, "INBOX")
     );
     assert_eq!(mailbox.password.expose_secret(), "Mailbox-Pw-6");
     assert!(stored.totp.is_some());

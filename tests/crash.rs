@@ -76,7 +76,7 @@ async fn kill_9_mid_login_loses_no_job_and_sigterm_exits_cleanly() {
     let mut first = serve(
         &db.url,
         &key,
-        browser.endpoint(),
+        &browser.endpoint(),
         &portal,
         logs.path().join("1.log"),
     );
@@ -114,7 +114,7 @@ async fn kill_9_mid_login_loses_no_job_and_sigterm_exits_cleanly() {
     let mut second = serve(
         &db.url,
         &key,
-        browser.endpoint(),
+        &browser.endpoint(),
         &portal,
         logs.path().join("2.log"),
     );

@@ -119,7 +119,7 @@ async fn a_browser_failing_after_the_submit_spends_the_budget_and_no_more() {
                     .is_ok()
         })
     };
-    let proxy = faulty_webdriver::start(upstream.endpoint(), rule).await;
+    let proxy = faulty_webdriver::start(&upstream.endpoint(), rule).await;
     let rig = rig::Rig::start_with(rig::RigOptions {
         webdriver: Some(proxy),
         queue: Some(quick_retries()),
@@ -246,7 +246,7 @@ async fn kill_9_after_each_post_never_exceeds_the_budget() {
     let mut kills = 0;
     for round in 0..5 {
         let log = logs.path().join(format!("{round}.log"));
-        let mut worker = serve::serve(&db.url, &key, browser.endpoint(), &portal, log);
+        let mut worker = serve::serve(&db.url, &key, &browser.endpoint(), &portal, log);
         let seen = sandbox.attempts(PROVIDER, username).submitted;
         let posted = wait_for_post(&sandbox, &queue, username, seen, &job.id).await;
         if posted && round < 4 {

@@ -16,6 +16,7 @@ use pairing_worker::codes::{AccountCodes, EmailCodeRule, MailboxWatch};
 use pairing_worker::engine::pairing::{pair_in_new_session, PairingOptions};
 use pairing_worker::outcome::Outcome;
 use pairing_worker::provider::Registry;
+use pairing_worker::reach::{parse_range, Policy, Reach};
 use pairing_worker::sandbox::{MailDelivery, Sandbox};
 use pairing_worker::secret::{Credentials, ExposeSecret, SecretString};
 use regex::Regex;
@@ -43,6 +44,50 @@ fn mail(code: Option<&str>) -> Vec<u8> {
     format!("From: Uber <noreply@uber.com>\r\nTo: {WATCHED}\r\nSubject: Your Uber Verification code\r\n\r\n{body}\r\n").into_bytes()
 }
 
+fn loopback() -> Reach {
+    Reach::new(Policy::allowing([parse_range("127.0.0.0/8").unwrap()]))
+}
+
+/// A DNS answer that points a public-looking name at this host.
+struct ToLoopback;
+
+impl pairing_worker::reach::Resolver for ToLoopback {
+    fn lookup(
+        &self,
+        _host: &str,
+    ) -> futures_util::future::BoxFuture<'static, std::io::Result<Vec<std::net::IpAddr>>> {
+        Box::pin(async { Ok(vec![std::net::Ipv4Addr::LOCALHOST.into()]) })
+    }
+}
+
+/// Loopback ports that are not an IMAP server: closed, speaking HTTP, silent.
+fn not_imap_ports() -> Vec<(&'static str, u16)> {
+    use std::io::Write;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let http_port = http.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in http.incoming().flatten() {
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    vec![
+        ("a closed port", closed_port),
+        ("an HTTP server", http_port),
+        ("a silent server", silent_port),
+    ]
+}
+
 fn fail(e: impl std::fmt::Display) -> Failed {
     Failed::from(e.to_string())
 }
@@ -63,6 +108,9 @@ fn main() {
         };
         libtest_mimic::run(&args, vec![trial]).exit();
     }
+    // Dovecot (and the sandbox's mail delivery to it) is on this host: the operator allows
+    // loopback, as `serve --allow-private-hosts 127.0.0.0/8` would.
+    pairing_worker::reach::set_global(loopback());
     let registry = Registry::from_source_tree().expect("specs load");
     let sandbox = Sandbox::from_registry(&registry).expect("sandbox builds");
     let email_cards: Vec<_> = sandbox
@@ -171,6 +219,79 @@ fn main() {
                     }
                     other => Err(format!(
                         "missing CA file: {:?}",
+                        other.err().map(|e| e.to_string())
+                    )
+                    .into()),
+                }
+            })
+        },
+    ));
+
+    let s = server.clone();
+    trials.push(Trial::test(
+        "imap::closed_and_non_imap_ports_read_the_same_to_the_caller",
+        move || {
+            RUNTIME.block_on(async {
+                let timeout = Duration::from_millis(1500);
+                let mut seen = Vec::new();
+                for (what, port) in not_imap_ports() {
+                    let mut config = s.mailbox(WATCHED);
+                    config.port = port;
+                    match mailbox::connect_with(&config, timeout, &loopback()).await {
+                        Ok(_) => return Err(format!("{what}: logged in").into()),
+                        Err(error) => seen.push((what, port, error.to_string())),
+                    }
+                }
+                // A real TLS server whose certificate is not trusted: open, but not for us.
+                let mut untrusted = s.mailbox(WATCHED);
+                untrusted.ca_file = None;
+                match mailbox::connect_with(&untrusted, timeout, &loopback()).await {
+                    Err(error @ MailboxError::Tls { .. }) => {
+                        seen.push(("Dovecot, untrusted", s.port, error.to_string()))
+                    }
+                    other => return Err(format!("untrusted: {:?}", other.err()).into()),
+                }
+                let first = seen[0].2.clone();
+                for (what, port, text) in &seen {
+                    if *text != first {
+                        return Err(format!("{what} reads differently: {seen:?}").into());
+                    }
+                    if text.contains(&port.to_string()) {
+                        return Err(format!("{what}: the port is in the error: {text}").into());
+                    }
+                }
+                // The right settings still get in (Dovecot may delay logins after another
+                // trial's wrong password: a longer wait).
+                mailbox::connect_with(&s.mailbox(WATCHED), Duration::from_secs(10), &loopback())
+                    .await
+                    .map_err(fail)?;
+                Ok(())
+            })
+        },
+    ));
+    let s = server.clone();
+    trials.push(Trial::test(
+        "imap::our_network_is_refused_at_connect_time",
+        move || {
+            RUNTIME.block_on(async {
+                let timeout = Duration::from_secs(5);
+                let public_only = Reach::default();
+                match mailbox::connect_with(&s.mailbox(WATCHED), timeout, &public_only).await {
+                    Err(MailboxError::Forbidden { .. }) => {}
+                    other => {
+                        return Err(
+                            format!("127.0.0.1 without the allow-list: {:?}", other.err()).into(),
+                        )
+                    }
+                }
+                // A name validated as public that resolves to this host when the worker connects.
+                let rebinding = Reach::default().with_resolver(Arc::new(ToLoopback));
+                let mut named = s.mailbox(WATCHED);
+                named.host = "imap.rebind.test".into();
+                match MailboxWatch::start_with(&named, &rebinding).await {
+                    Err(MailboxError::Forbidden { .. }) => Ok(()),
+                    other => Err(format!(
+                        "rebinding name: {:?}",
                         other.err().map(|e| e.to_string())
                     )
                     .into()),

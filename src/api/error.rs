@@ -156,7 +156,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         match serde_path_to_error::deserialize(&mut deserializer) {
             Ok(value) => Ok(JsonBody(value)),
             Err(error) => {
-                let path = error.path().to_string();
+                let path = error.path().clone();
                 let inner = error.into_inner();
                 if inner.is_syntax() || inner.is_eof() {
                     Err(ApiError::new(
@@ -165,14 +165,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                         format!("the body is not valid JSON: {inner}"),
                     ))
                 } else {
-                    // serde's message names the field and what it wanted; never a value.
-                    let field = if path == "." { None } else { Some(path) };
+                    // The field's path and what it wanted; never the value sent.
+                    let message = inner.to_string();
                     let mut error = ApiError::new(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         "invalid_field",
-                        strip_position(&inner.to_string()),
+                        describe(&message),
                     );
-                    error.field = field;
+                    error.field = field_path(&path, &message);
                     Err(error)
                 }
             }
@@ -180,7 +180,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// Query parameters, with a JSON error when they do not parse.
+/// Query parameters, with a JSON error (the parameter and what it wanted) when they do not parse.
 pub struct QueryParams<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for QueryParams<T> {
@@ -188,42 +188,137 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        state: &S,
+        _state: &S,
     ) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|query| QueryParams(query.0))
-            .map_err(|rejection| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_query",
-                    rejection.body_text(),
-                )
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(QueryParams)
+            .map_err(|error| {
+                let path = error.path().clone();
+                let message = error.into_inner().to_string();
+                let mut error =
+                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", describe(&message));
+                error.field = field_path(&path, &message);
+                error
             })
     }
 }
 
-/// serde_json appends "at line 1 column 42" (the field path says more) and quotes string values
-/// it did not expect, which could be a password sent in the wrong place: both go.
-fn strip_position(message: &str) -> String {
-    static QUOTED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r#""(?:[^"\\]|\\.)*""#).expect("static regex")
+/// `stores[1].location`; for an unknown field, the object holding it (its own name is the caller's
+/// text, not ours).
+fn field_path(path: &serde_path_to_error::Path, message: &str) -> Option<String> {
+    use serde_path_to_error::Segment;
+    let mut segments: Vec<&Segment> = path.iter().collect();
+    if message.starts_with("unknown field") {
+        segments.pop();
+    }
+    let mut text = String::new();
+    for segment in segments {
+        match segment {
+            Segment::Seq { index } => text.push_str(&format!("[{index}]")),
+            Segment::Map { key } => {
+                if !text.is_empty() {
+                    text.push('.');
+                }
+                text.push_str(key);
+            }
+            // Enum variants and unknown segments are not field names.
+            _ => return (!text.is_empty()).then_some(text),
+        }
+    }
+    (!text.is_empty()).then_some(text)
+}
+
+/// serde's messages quote the value they did not expect (invalid type: string "hunter2", unknown
+/// variant or integer in backticks), which could be a password sent in the wrong place, and
+/// serde_json adds "at line 1 column 42" (the field path says more). Only the part after
+/// "expected" is ours (the allowed type or names): known shapes keep it and lose the value;
+/// any other message that quotes something becomes a generic one.
+fn describe(message: &str) -> String {
+    use std::sync::LazyLock;
+    static INVALID: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(
+            r#"^invalid (type|value): (?:(string) "(?:[^"\\]|\\.)*"|([a-z ]+?) `[^`]*`|([a-z ]+)), expected (.+)$"#,
+        )
+        .expect("static regex")
+    });
+    // Our names only: identifiers in backticks after the last "expected".
+    static UNKNOWN: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(
+            r"^unknown (variant|field) .*, expected ((?:one of )?`[\w.-]*`(?:(?:, | or )`[\w.-]*`)*|there are no \w+)$",
+        )
+        .expect("static regex")
+    });
+    static OURS: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"^(?:missing|duplicate) field `[\w.-]*`$").expect("static regex")
     });
     let message = match message.rfind(" at line ") {
         Some(at) => &message[..at],
         None => message,
     };
-    QUOTED.replace_all(message, "\"…\"").into_owned()
+    if let Some(caps) = INVALID.captures(message) {
+        let kind = caps
+            .get(2)
+            .or(caps.get(3))
+            .or(caps.get(4))
+            .map_or("", |m| m.as_str());
+        return format!("invalid {}: {kind}, expected {}", &caps[1], &caps[5]);
+    }
+    if let Some(caps) = UNKNOWN.captures(message) {
+        return format!("unknown {}, expected {}", &caps[1], &caps[2]);
+    }
+    if OURS.is_match(message) || !message.contains(['"', '`', '\'']) {
+        return message.to_string();
+    }
+    "the value is not valid here".to_string()
 }
 
 #[cfg(test)]
 mod tests {
+    use super::describe;
+
     #[test]
-    fn field_errors_never_echo_string_values() {
-        let message = r#"invalid type: string "hunter2", expected a map at line 1 column 30"#;
-        assert_eq!(
-            super::strip_position(message),
-            r#"invalid type: string "…", expected a map"#
-        );
+    fn field_errors_never_echo_the_value() {
+        for (message, expected) in [
+            (
+                r#"invalid type: string "hunter2", expected a map at line 1 column 30"#,
+                "invalid type: string, expected a map",
+            ),
+            (
+                r#"invalid type: string "a\", expected hunter2", expected a map"#,
+                "invalid type: string, expected a map",
+            ),
+            (
+                "invalid type: integer `12345`, expected a string",
+                "invalid type: integer, expected a string",
+            ),
+            (
+                "invalid value: integer `70000`, expected u16",
+                "invalid value: integer, expected u16",
+            ),
+            (
+                "invalid type: null, expected a string",
+                "invalid type: null, expected a string",
+            ),
+            (
+                "unknown variant `hunter2`, expected `pair` or `recheck`",
+                "unknown variant, expected `pair` or `recheck`",
+            ),
+            (
+                "unknown variant `x`, expected `hunter2`, expected `pair` or `recheck`",
+                "unknown variant, expected `pair` or `recheck`",
+            ),
+            (
+                "unknown field `hunter2`, expected one of `provider`, `credentials`",
+                "unknown field, expected one of `provider`, `credentials`",
+            ),
+            ("missing field `password`", "missing field `password`"),
+            ("premature end of input", "premature end of input"),
+            ("something `hunter2` odd", "the value is not valid here"),
+        ] {
+            assert_eq!(describe(message), expected, "{message}");
+        }
     }
 }

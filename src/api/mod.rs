@@ -3,6 +3,8 @@
 
 pub mod alerts;
 pub mod error;
+pub mod listener;
+pub mod network;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +26,8 @@ use crate::queue::{
 };
 use crate::secret::Credentials;
 pub use error::{ApiError, JsonBody, QueryParams};
+pub use listener::{serve, serve_metrics, serve_with, ServeOptions};
+pub use network::MailboxBody;
 
 /// Bodies are small JSON documents; anything bigger is a mistake or an attack.
 pub const BODY_LIMIT: usize = 32 * 1024;
@@ -33,13 +37,25 @@ pub struct ApiState {
     pub registry: Arc<Registry>,
     /// Checked by `/readyz` when set.
     pub browser: Option<Browser>,
+    /// Where webhook endpoints and mailboxes may point.
+    pub reach: crate::reach::Reach,
 }
 
+/// The API's routes, `/metrics` included.
 pub fn router(state: Arc<ApiState>) -> Router {
-    Router::new()
+    routes(state, true)
+}
+
+pub(crate) fn routes(state: Arc<ApiState>, with_metrics: bool) -> Router {
+    let router = Router::new();
+    let router = if with_metrics {
+        router.route("/metrics", get(metrics))
+    } else {
+        router
+    };
+    router
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/v1/accounts", get(list_accounts).post(create_account))
         .route(
@@ -53,7 +69,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/jobs/{id}/code", post(submit_code))
         .route("/v1/jobs/{id}/cancel", post(cancel_job))
         .route("/v1/repair-alerts", get(repair_alerts))
-        .route("/v1/webhook", get(get_webhook).put(set_webhook))
+        .route(
+            "/v1/webhook",
+            get(network::get_webhook).put(network::set_webhook),
+        )
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
@@ -176,7 +195,9 @@ async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
-async fn metrics(State(state): State<Arc<ApiState>>) -> Result<impl IntoResponse, ApiError> {
+pub(crate) async fn metrics(
+    State(state): State<Arc<ApiState>>,
+) -> Result<impl IntoResponse, ApiError> {
     let text = crate::metrics::render(&state.queue).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
@@ -223,55 +244,6 @@ pub struct CreateAccountBody {
     pub mailbox: Option<MailboxBody>,
     #[serde(default)]
     pub stores: Vec<StoreRef>,
-}
-
-/// IMAP over TLS with the system's trusted CAs.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MailboxBody {
-    pub host: String,
-    #[serde(default = "imaps_port")]
-    pub port: u16,
-    pub username: String,
-    pub password: SecretString,
-    #[serde(default = "inbox")]
-    pub folder: String,
-}
-
-fn imaps_port() -> u16 {
-    993
-}
-
-fn inbox() -> String {
-    "INBOX".into()
-}
-
-impl MailboxBody {
-    fn into_config(self) -> Result<crate::codes::MailboxConfig, ApiError> {
-        use secrecy::ExposeSecret;
-        let host_ok =
-            !self.host.trim().is_empty() && !self.host.contains(['/', ' ', ':']) && self.port != 0;
-        if !host_ok {
-            return Err(ApiError::invalid(
-                "mailbox.host",
-                "a host name and a port other than 0 (993 by default)",
-            ));
-        }
-        if self.username.trim().is_empty() || self.password.expose_secret().is_empty() {
-            return Err(ApiError::invalid(
-                "mailbox.username",
-                "the mailbox username and password must not be empty",
-            ));
-        }
-        Ok(crate::codes::MailboxConfig {
-            host: self.host.trim().to_string(),
-            port: self.port,
-            username: self.username,
-            password: self.password,
-            ca_file: None,
-            folder: self.folder,
-        })
-    }
 }
 
 #[derive(Deserialize)]
@@ -351,16 +323,23 @@ async fn create_account(
     JsonBody(body): JsonBody<CreateAccountBody>,
 ) -> Result<(StatusCode, Json<AccountView>), ApiError> {
     caller.require_credential_permission()?;
-    state.registry.get(&body.provider).map_err(|e| {
+    state.registry.get(&body.provider).map_err(|_| {
+        let mut supported: Vec<&str> = state.registry.supported().map(|s| s.id.as_str()).collect();
+        supported.sort_unstable();
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown_provider",
-            e.to_string(),
+            format!(
+                "not a supported provider: expected one of {}",
+                supported.join(", ")
+            ),
         )
         .field("provider")
     })?;
     check_totp(&body.totp_secret)?;
     check_stores(&body.stores)?;
+    let mailbox = body.mailbox.map(MailboxBody::into_config).transpose()?;
+    network::vet_mailbox(&state.reach, mailbox.as_ref()).await?;
     let account = state
         .queue
         .create_account(NewAccount {
@@ -369,7 +348,7 @@ async fn create_account(
             secrets: AccountSecrets {
                 credentials: body.credentials.into_credentials()?,
                 totp: body.totp_secret,
-                mailbox: body.mailbox.map(MailboxBody::into_config).transpose()?,
+                mailbox,
             },
             stores: body.stores,
         })
@@ -431,6 +410,8 @@ async fn update_account(
             .transpose()?,
         stores: body.stores,
     };
+    let mailbox = update.mailbox.as_ref().and_then(Option::as_ref);
+    network::vet_mailbox(&state.reach, mailbox).await?;
     let account = state
         .queue
         .update_account(&caller.organisation, &id, update)
@@ -700,50 +681,8 @@ async fn repair_alerts(
     Ok(Json(alerts::AlertList { alerts: list }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookBody {
-    pub url: String,
-}
-
-/// Registers the organisation's endpoint and returns its signing secret (shown once).
-async fn set_webhook(
-    State(state): State<Arc<ApiState>>,
-    caller: Caller,
-    JsonBody(body): JsonBody<WebhookBody>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let url = url::Url::parse(&body.url)
-        .ok()
-        .filter(|url| matches!(url.scheme(), "https" | "http") && url.host().is_some())
-        .ok_or_else(|| ApiError::invalid("url", "must be an absolute http(s) URL"))?;
-    let secret = state
-        .queue
-        .set_webhook(&caller.organisation, url.as_str())
-        .await?;
-    audit(&state, &caller, None, None, "webhook.set", "ok").await;
-    Ok(Json(
-        serde_json::json!({ "url": url.as_str(), "secret": secret }),
-    ))
-}
-
-/// The endpoint and its latest deliveries.
-async fn get_webhook(
-    State(state): State<Arc<ApiState>>,
-    caller: Caller,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let url = state
-        .queue
-        .webhook_url(&caller.organisation)
-        .await?
-        .ok_or_else(|| ApiError::not_found("webhook"))?;
-    let deliveries = state.queue.deliveries(&caller.organisation, 50).await?;
-    Ok(Json(
-        serde_json::json!({ "url": url, "deliveries": deliveries }),
-    ))
-}
-
 /// Audit rows are best effort: a failed audit write is logged, never a failed request.
-async fn audit(
+pub(crate) async fn audit(
     state: &ApiState,
     caller: &Caller,
     account: Option<&str>,
@@ -765,18 +704,4 @@ async fn audit(
     {
         tracing::warn!(%error, action, "audit row not written");
     }
-}
-
-/// Serves the API until the task is dropped; returns the bound address.
-pub async fn serve(
-    state: Arc<ApiState>,
-    addr: &str,
-) -> std::io::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    let app = router(state);
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok((bound, task))
 }

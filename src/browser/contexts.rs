@@ -26,6 +26,8 @@ pub(super) struct Host {
     lanes: Mutex<Vec<Client>>,
     timeout: Duration,
     _profile: Option<tempfile::TempDir>,
+    /// The local chromedriver generation it was started on: a replaced driver took it down.
+    generation: u64,
 }
 
 fn broken(reason: impl Into<String>) -> BrowserError {
@@ -54,6 +56,7 @@ pub(super) async fn session(browser: &Browser) -> Result<Session, BrowserError> 
             client: Some(client),
             timeout: browser.config.command_timeout,
             owner: Owner::Context { host, context },
+            generation: 0,
         }),
         Err(error) => {
             let _ = host.dispose(&context).await;
@@ -66,7 +69,7 @@ pub(super) async fn session(browser: &Browser) -> Result<Session, BrowserError> 
 async fn host(browser: &Browser) -> Result<Arc<Host>, BrowserError> {
     let mut slot = browser.host.lock().await;
     if let Some(host) = slot.take() {
-        if host.cdp.is_open() {
+        if host.cdp.is_open() && host.generation == browser.driver_generation() {
             *slot = Some(host.clone());
             return Ok(host);
         }
@@ -104,6 +107,7 @@ async fn host(browser: &Browser) -> Result<Arc<Host>, BrowserError> {
         lanes: Mutex::new(Vec::new()),
         timeout: browser.config.command_timeout,
         _profile: profile,
+        generation: browser.driver_generation(),
     });
     *slot = Some(host.clone());
     Ok(host)

@@ -14,7 +14,7 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
-pub use chromedriver::Chromedriver;
+pub use chromedriver::{Chromedriver, LocalDriver};
 pub use pool::SessionPool;
 
 /// Infrastructure failures: never an outcome of the portal, never "invalid credentials".
@@ -118,8 +118,9 @@ pub const CHROMIUM_FLAGS: &[&str] = &[
 /// A WebDriver endpoint sessions are opened on. Cheap to clone.
 #[derive(Clone)]
 pub struct Browser {
+    /// A remote endpoint's URL (a local driver's changes when it is replaced: see `endpoint()`).
     endpoint: String,
-    local: Option<Arc<Chromedriver>>,
+    local: Option<Arc<LocalDriver>>,
     config: BrowserConfig,
     /// The shared Chromium of [`Isolation::Context`], started on first use, restarted if it dies.
     host: Arc<tokio::sync::Mutex<Option<Arc<contexts::Host>>>>,
@@ -137,8 +138,9 @@ impl Browser {
         let (endpoint, local) = match &config.webdriver {
             Some(url) => (url.trim_end_matches('/').to_string(), None),
             None => {
-                let driver = Chromedriver::start().await?;
-                (driver.url().to_string(), Some(Arc::new(driver)))
+                let driver = Arc::new(LocalDriver::start().await?);
+                driver.watch();
+                (driver.current().url().to_string(), Some(driver))
             }
         };
         let browser = Browser {
@@ -151,8 +153,21 @@ impl Browser {
         Ok(browser)
     }
 
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
+    pub fn endpoint(&self) -> String {
+        match &self.local {
+            Some(driver) => driver.current().url().to_string(),
+            None => self.endpoint.clone(),
+        }
+    }
+
+    /// Our local chromedriver (for tests that kill it), if we started one.
+    pub fn local_driver(&self) -> Option<&LocalDriver> {
+        self.local.as_deref()
+    }
+
+    /// Which local chromedriver sessions are opened on now (bumped on every replacement).
+    pub(crate) fn driver_generation(&self) -> u64 {
+        self.local.as_ref().map_or(0, |driver| driver.generation())
     }
 
     /// Stops a chromedriver we started, with its browsers, now (for owners that are never dropped,
@@ -181,10 +196,10 @@ impl Browser {
             Isolation::Context => contexts::open_contexts(self).await,
             Isolation::Browser => {
                 let failed = |e: reqwest::Error| BrowserError::Unreachable {
-                    url: self.endpoint.clone(),
+                    url: self.endpoint(),
                     reason: e.to_string(),
                 };
-                let url = format!("{}/sessions", self.endpoint);
+                let url = format!("{}/sessions", self.endpoint());
                 let body: Value = reqwest::get(url)
                     .await
                     .map_err(failed)?
@@ -196,14 +211,25 @@ impl Browser {
         }
     }
 
-    /// Whether the WebDriver endpoint accepts connections (readiness checks).
+    /// Whether a job claimed now would get a browser: the endpoint answers `GET /status` with
+    /// `ready: true` within 3 s (a hung, failing or connection-dropping endpoint is not ready).
+    /// A local chromedriver that died is replaced first.
     pub async fn ready(&self) -> Result<(), BrowserError> {
-        self.check_reachable().await
+        if let Some(driver) = &self.local {
+            driver.heal(driver.generation()).await?;
+        }
+        chromedriver::status(&self.endpoint())
+            .await
+            .map_err(|reason| BrowserError::Unreachable {
+                url: self.endpoint(),
+                reason,
+            })
     }
 
     async fn check_reachable(&self) -> Result<(), BrowserError> {
-        let url = url::Url::parse(&self.endpoint).map_err(|e| BrowserError::Unreachable {
-            url: self.endpoint.clone(),
+        let endpoint = self.endpoint();
+        let url = url::Url::parse(&endpoint).map_err(|e| BrowserError::Unreachable {
+            url: endpoint.clone(),
             reason: e.to_string(),
         })?;
         let host = url.host_str().unwrap_or("127.0.0.1").to_string();
@@ -212,11 +238,11 @@ impl Browser {
         match tokio::time::timeout(Duration::from_secs(5), connect).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(BrowserError::Unreachable {
-                url: self.endpoint.clone(),
+                url: endpoint,
                 reason: e.to_string(),
             }),
             Err(_) => Err(BrowserError::Unreachable {
-                url: self.endpoint.clone(),
+                url: endpoint,
                 reason: "connection timed out".into(),
             }),
         }
@@ -232,7 +258,23 @@ impl Browser {
 
     /// Opens a new session that shares nothing with any other: no cookie, storage or cache
     /// ever crosses accounts.
+    /// A local chromedriver that died is replaced and the session opened on the new one.
     pub async fn session(&self) -> Result<Session, BrowserError> {
+        let generation = self.driver_generation();
+        let opened = match self.open_session().await {
+            Err(error) => match &self.local {
+                Some(driver) if driver.heal(generation).await? => self.open_session().await,
+                _ => Err(error),
+            },
+            opened => opened,
+        };
+        opened.map(|mut session| {
+            session.generation = self.driver_generation();
+            session
+        })
+    }
+
+    async fn open_session(&self) -> Result<Session, BrowserError> {
         match self.isolation() {
             Isolation::Context => contexts::session(self).await,
             Isolation::Browser => {
@@ -241,6 +283,7 @@ impl Browser {
                     client: Some(client),
                     timeout: self.config.command_timeout,
                     owner: Owner::Browser { _profile: profile },
+                    generation: 0,
                 })
             }
         }
@@ -248,11 +291,13 @@ impl Browser {
 
     /// Starts a Chromium with a fresh, throwaway profile under a new WebDriver session.
     async fn launch_chromium(&self) -> Result<(Client, Option<tempfile::TempDir>), BrowserError> {
-        let profile = match self.local {
-            Some(_) => Some(
+        let profile = match &self.local {
+            // Under the driver's folder: its reaper and the start-up sweep remove it with the
+            // driver if this process dies before it can.
+            Some(driver) => Some(
                 tempfile::Builder::new()
-                    .prefix("pairing-worker-profile-")
-                    .tempdir()
+                    .prefix("profile-")
+                    .tempdir_in(driver.current().profiles())
                     .map_err(|e| BrowserError::DriverStart(e.to_string()))?,
             ),
             None => None, // a remote node makes its own fresh profile per session
@@ -284,11 +329,12 @@ impl Browser {
         let mut builder =
             ClientBuilder::rustls().map_err(|e| BrowserError::DriverStart(e.to_string()))?;
         builder.capabilities(caps);
-        let connect = builder.connect(&self.endpoint);
+        let endpoint = self.endpoint();
+        let connect = builder.connect(&endpoint);
         match tokio::time::timeout(self.config.command_timeout, connect).await {
             Ok(Ok(client)) => Ok(client),
             Ok(Err(e)) => Err(BrowserError::Unreachable {
-                url: self.endpoint.clone(),
+                url: endpoint,
                 reason: e.to_string(),
             }),
             Err(_) => Err(BrowserError::Timeout {
@@ -315,6 +361,14 @@ pub struct Session {
     client: Option<Client>,
     timeout: Duration,
     owner: Owner,
+    /// The local chromedriver generation it was opened on (an older one's sessions are dead).
+    generation: u64,
+}
+
+impl Session {
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
 }
 
 /// What a session's WebDriver client is attached to, and so what closing it means.
@@ -414,17 +468,41 @@ addEventListener('pagehide', leaving);
 setTimeout(() => done(false), ms);
 "#;
 
-/// Clears typed values and replaces secret text before a screenshot is taken.
+/// Before a screenshot: clears typed values and replaces every spelling in `arguments[0]`
+/// (longest first), ignoring case, in text, comments and attribute values of the document,
+/// its open shadow roots and same-origin frames (the title is a text node too). Returns how
+/// many it replaced.
 const SCRUB_JS: &str = r#"
-const secrets = arguments[0].filter(s => s.length >= 3);
-for (const input of document.querySelectorAll('input, textarea')) { input.value = ''; }
-const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-while (walker.nextNode()) {
-  let text = walker.currentNode.nodeValue;
-  for (const s of secrets) { text = text.split(s).join('[REDACTED]'); }
-  walker.currentNode.nodeValue = text;
-}
-return true;
+const spellings = arguments[0];
+let replaced = 0;
+const quote = s => s.replace(/[\\^$.*+?()[\]{}|\/-]/g, '\\$&');
+const pattern = spellings.length ? new RegExp(spellings.map(quote).join('|'), 'gi') : null;
+const clean = v => (pattern && v) ? v.replace(pattern, () => { replaced++; return '[REDACTED]'; }) : v;
+const labels = new Set(['button', 'submit', 'reset']);
+const visit = root => {
+  const walker = document.createTreeWalker(root,
+    NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT | NodeFilter.SHOW_COMMENT);
+  for (let node = walker.currentNode; node; node = walker.nextNode()) {
+    if (node.nodeType !== Node.ELEMENT_NODE) {
+      const text = clean(node.nodeValue);
+      if (text !== node.nodeValue) node.nodeValue = text;
+      continue;
+    }
+    for (const attr of [...node.attributes]) {
+      const value = clean(attr.value);
+      if (value !== attr.value) attr.value = value;
+    }
+    const tag = node.tagName;
+    if (tag === 'INPUT' && labels.has(node.type)) node.value = clean(node.value);
+    else if (tag === 'INPUT' || tag === 'TEXTAREA') node.value = '';
+    if (node.shadowRoot) visit(node.shadowRoot);
+    if (tag === 'IFRAME' || tag === 'FRAME') {
+      try { if (node.contentDocument) visit(node.contentDocument); } catch (e) {}
+    }
+  }
+};
+visit(document);
+return replaced;
 "#;
 
 impl Session {
@@ -631,11 +709,14 @@ impl Session {
         }
     }
 
-    /// A PNG of the page after every typed value and every given secret is scrubbed from it.
+    /// A PNG of the page after every typed value, and every spelling of every given secret
+    /// ([`crate::secret::spellings`]), is scrubbed from its DOM in one script call.
     pub async fn scrubbed_screenshot(&self, secrets: &[&str]) -> Result<Vec<u8>, BrowserError> {
+        let redactor = crate::secret::Redactor::new(secrets);
         self.run(
             "scrub",
-            self.client().execute(SCRUB_JS, vec![json!(secrets)]),
+            self.client()
+                .execute(SCRUB_JS, vec![json!(redactor.spellings())]),
         )
         .await?;
         self.run("screenshot", self.client().screenshot()).await

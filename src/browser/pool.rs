@@ -35,7 +35,23 @@ impl SessionPool {
     /// [`SessionPool::top_up`] once its job is done, so starting the next session does not
     /// compete with the job for the CPU.
     pub async fn take(self: &Arc<Self>) -> Result<Session, BrowserError> {
-        let ready = self.ready.lock().expect("pool lock").pop_front();
+        // Sessions started on a chromedriver that has since been replaced died with it.
+        let current = self.browser.driver_generation();
+        let (ready, stale): (Vec<Session>, Vec<Session>) = {
+            let mut waiting = self.ready.lock().expect("pool lock");
+            waiting.drain(..).partition(|s| s.generation() == current)
+        };
+        for session in stale {
+            tokio::spawn(async move {
+                let _ = session.close().await;
+            });
+        }
+        let mut ready: VecDeque<Session> = ready.into();
+        let ready = {
+            let next = ready.pop_front();
+            self.ready.lock().expect("pool lock").extend(ready);
+            next
+        };
         match ready {
             Some(session) => Ok(session),
             None => {

@@ -15,6 +15,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use zeroize::Zeroizing;
 
+use crate::reach::{Reach, ReachError};
+
 /// Where the merchant's codes arrive. The password never prints.
 #[derive(Clone)]
 pub struct MailboxConfig {
@@ -49,16 +51,23 @@ pub struct EmailCodeRule {
 }
 
 /// Infrastructure failures of the mailbox: never `invalid_credentials` of the portal.
+///
+/// Everything before the server's IMAP greeting (refused, timed out, reset, not TLS, an untrusted
+/// certificate) reads the same to the API caller: otherwise a mailbox setting would be a port
+/// scanner telling open ports from closed ones. The detail is kept in `reason` and logged at
+/// debug for operators.
 #[derive(Debug, thiserror::Error)]
 pub enum MailboxError {
-    #[error("cannot reach the IMAP server {host}:{port}: {reason}")]
+    #[error("{}", UNREACHABLE)]
     Unreachable {
         host: String,
         port: u16,
         reason: String,
     },
-    #[error("TLS with the IMAP server {host} failed: {reason}")]
+    #[error("{}", UNREACHABLE)]
     Tls { host: String, reason: String },
+    #[error("the mailbox server's address is not one this worker may reach (a private, loopback or reserved network)")]
+    Forbidden { host: String },
     #[error("cannot read the CA file {path}: {reason}")]
     CaFile { path: String, reason: String },
     #[error(
@@ -68,6 +77,8 @@ pub enum MailboxError {
     #[error("IMAP error: {0}")]
     Protocol(String),
 }
+
+const UNREACHABLE: &str = "could not connect to the mailbox server (check its host and port: IMAP over TLS, 993 by default)";
 
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// How often the mailbox is asked for new mail while a code is awaited.
@@ -113,48 +124,92 @@ fn tls_config(config: &MailboxConfig) -> Result<tokio_rustls::rustls::ClientConf
     )
 }
 
-/// Connects over TLS and logs in; shared by the watch and the sandbox's mail delivery.
+/// Connects over TLS and logs in; shared by the watch and the sandbox's mail delivery. The host
+/// must pass the process's network policy ([`crate::reach::global`]).
 pub async fn connect(
     config: &MailboxConfig,
     timeout: Duration,
+) -> Result<ImapSession, MailboxError> {
+    connect_with(config, timeout, &crate::reach::global()).await
+}
+
+/// [`connect`] under an explicit network policy. The host is resolved once, every address is
+/// checked, and the connection goes to a checked address (TLS still names the host), so a
+/// rebinding name cannot swap in another address between the check and the connect.
+pub async fn connect_with(
+    config: &MailboxConfig,
+    timeout: Duration,
+    reach: &Reach,
+) -> Result<ImapSession, MailboxError> {
+    let result = connect_checked(config, timeout, reach).await;
+    if let Err(MailboxError::Unreachable { reason, .. } | MailboxError::Tls { reason, .. }) =
+        &result
+    {
+        // For operators only: host, port and an I/O or TLS reason, never a password.
+        tracing::debug!(host = %config.host, port = config.port, %reason, "mailbox connection failed");
+    }
+    result
+}
+
+async fn connect_checked(
+    config: &MailboxConfig,
+    timeout: Duration,
+    reach: &Reach,
 ) -> Result<ImapSession, MailboxError> {
     let unreachable = |reason: String| MailboxError::Unreachable {
         host: config.host.clone(),
         port: config.port,
         reason,
     };
+    let tls_failed = |reason: String| MailboxError::Tls {
+        host: config.host.clone(),
+        reason,
+    };
     let tls = tokio_rustls::TlsConnector::from(Arc::new(tls_config(config)?));
-    let tcp = tokio::time::timeout(
-        timeout,
-        TcpStream::connect((config.host.as_str(), config.port)),
-    )
-    .await
-    .map_err(|_| unreachable("connection timed out".into()))?
-    .map_err(|e| unreachable(e.to_string()))?;
-    let name = rustls_pki_types::ServerName::try_from(config.host.clone()).map_err(|e| {
-        MailboxError::Tls {
-            host: config.host.clone(),
-            reason: e.to_string(),
+    let name = rustls_pki_types::ServerName::try_from(config.host.clone())
+        .map_err(|e| tls_failed(e.to_string()))?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let addresses = match tokio::time::timeout_at(deadline, reach.addresses(&config.host)).await {
+        Err(_) => return Err(unreachable("name resolution timed out".into())),
+        Ok(Err(ReachError::Unresolved)) => {
+            return Err(unreachable("the name does not resolve".into()))
         }
-    })?;
-    let stream = tokio::time::timeout(timeout, tls.connect(name, tcp))
+        Ok(Err(ReachError::Blocked(_))) => {
+            return Err(MailboxError::Forbidden {
+                host: config.host.clone(),
+            })
+        }
+        Ok(Ok(addresses)) => addresses,
+    };
+    let mut last = String::from("no address");
+    let mut tcp = None;
+    for ip in addresses {
+        let address = std::net::SocketAddr::new(ip, config.port);
+        match tokio::time::timeout_at(deadline, TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => {
+                tcp = Some(stream);
+                break;
+            }
+            Ok(Err(error)) => last = format!("{address}: {error}"),
+            Err(_) => {
+                last = format!("{address}: connection timed out");
+                break;
+            }
+        }
+    }
+    let tcp = tcp.ok_or_else(|| unreachable(last))?;
+    let stream = tokio::time::timeout_at(deadline, tls.connect(name, tcp))
         .await
-        .map_err(|_| MailboxError::Tls {
-            host: config.host.clone(),
-            reason: "handshake timed out".into(),
-        })?
-        .map_err(|e| MailboxError::Tls {
-            host: config.host.clone(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|_| tls_failed("handshake timed out".into()))?
+        .map_err(|e| tls_failed(e.to_string()))?;
     let mut client = async_imap::Client::new(stream);
-    client
-        .read_response()
-        .await
-        .map_err(|e| MailboxError::Protocol(e.to_string()))?
-        .ok_or_else(|| {
-            MailboxError::Protocol("the server closed the connection before its greeting".into())
-        })?;
+    // Until the greeting, this may be any TLS server (an HTTPS port): it reads as unreachable.
+    match tokio::time::timeout_at(deadline, client.read_response()).await {
+        Err(_) => return Err(unreachable("no IMAP greeting".into())),
+        Ok(Err(error)) => return Err(unreachable(format!("no IMAP greeting: {error}"))),
+        Ok(Ok(None)) => return Err(unreachable("closed before the IMAP greeting".into())),
+        Ok(Ok(Some(_))) => {}
+    }
     let login = client.login(&config.username, config.password.expose_secret());
     match tokio::time::timeout(timeout, login).await {
         Ok(Ok(session)) => Ok(session),
@@ -203,7 +258,15 @@ pub fn extract_code(raw: &[u8], rule: &EmailCodeRule) -> Option<Zeroizing<String
 impl MailboxWatch {
     /// Logs in and remembers where new mail will start. Call before the code is requested.
     pub async fn start(config: &MailboxConfig) -> Result<MailboxWatch, MailboxError> {
-        let mut session = connect(config, Duration::from_secs(10)).await?;
+        MailboxWatch::start_with(config, &crate::reach::global()).await
+    }
+
+    /// [`MailboxWatch::start`] under an explicit network policy.
+    pub async fn start_with(
+        config: &MailboxConfig,
+        reach: &Reach,
+    ) -> Result<MailboxWatch, MailboxError> {
+        let mut session = connect_with(config, Duration::from_secs(10), reach).await?;
         let mailbox = session.select(&config.folder).await.map_err(protocol)?;
         let next_uid = mailbox.uid_next.unwrap_or(1);
         Ok(MailboxWatch {

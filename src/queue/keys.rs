@@ -34,6 +34,8 @@ pub enum KeyError {
     Malformed { id: String },
     #[error("cannot read key file {path}: {reason}")]
     File { path: String, reason: String },
+    #[error("key file {path} is readable or writable by other users (mode {mode:04o}): run `chmod 600 {path}` (in a container secret mount, set its mode to 0400), or pass the key in PAIRING_WORKER_KEY")]
+    Exposed { path: String, mode: u32 },
     #[error("key `{0}` does not decrypt this database's secrets: it is not the key they were encrypted with")]
     WrongKey(String),
     #[error("this database holds secrets under key(s) {0}, which are not configured: add them to PAIRING_WORKER_OLD_KEYS (or the key file) to read them, or `keys rotate` them away")]
@@ -146,7 +148,25 @@ impl KeyRing {
     }
 
     /// A key file: the first line is the current key, the rest older ones (`#` comments allowed).
+    ///
+    /// Refused when its group or others may read or write it, as ssh refuses such a private key:
+    /// the key opens every stored credential, a warning in a log nobody reads protects none of
+    /// them, and the fix is one `chmod`.
     pub fn from_file(path: &Path) -> Result<KeyRing, KeyError> {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| KeyError::File {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(KeyError::Exposed {
+                path: path.display().to_string(),
+                mode: mode & 0o7777,
+            });
+        }
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| KeyError::File {
             path: path.display().to_string(),
             reason: e.to_string(),
@@ -284,5 +304,26 @@ mod tests {
         assert_eq!(ring.current.id, created.current.id);
         assert_eq!(ring.older.len(), 1);
         assert!(ring.get(old.split(':').next().unwrap()).is_some());
+    }
+
+    #[test]
+    fn a_key_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        KeyRing::create_file(&path).unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o660, 0o602] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            match KeyRing::from_file(&path) {
+                Err(KeyError::Exposed { mode: got, .. }) => assert_eq!(got, mode),
+                other => panic!("mode {mode:o}: {other:?}"),
+            }
+        }
+        let error = KeyRing::from_file(&path).unwrap_err().to_string();
+        assert!(error.contains("chmod 600"), "{error}");
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert!(KeyRing::from_file(&path).is_ok(), "mode {mode:o}");
+        }
     }
 }

@@ -6,41 +6,21 @@ mod databases;
 #[path = "support/serve.rs"]
 mod serve;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 
-use pairing_worker::browser::{Browser, BrowserConfig};
 use pairing_worker::outcome::Outcome;
-use pairing_worker::provider::Registry;
-use pairing_worker::queue::{
-    AccountSecrets, JobKind, JobState, Key, KeyRing, NewAccount, Queue, QueueConfig,
-};
-use pairing_worker::sandbox::Sandbox;
+use pairing_worker::queue::{AccountSecrets, JobKind, JobState, NewAccount};
 use pairing_worker::secret::Credentials;
-use serve::serve;
 
 const ORG: &str = "org-crash";
 const PASSWORD: &str = "Sandbox-Pass-1";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_login_loses_no_job_and_sigterm_exits_cleanly() {
-    let registry = Registry::from_source_tree().unwrap();
-    let sandbox = Arc::new(Sandbox::from_registry(&registry).unwrap());
-    let (addr, _) = sandbox.clone().serve("127.0.0.1:0").await.unwrap();
-    let portal = format!("http://{addr}");
-    // The test owns chromedriver, so the killed worker's orphaned sessions die with it.
-    let browser = Browser::launch(BrowserConfig::default()).await.unwrap();
-    let db = databases::TestDatabase::sqlite();
-    let key = Key::generate_line();
-    let queue = Queue::open(
-        &db.url,
-        KeyRing::parse(&key, None).unwrap(),
-        QueueConfig::default(),
-    )
-    .await
-    .unwrap();
+    let stage = serve::Stage::start().await;
+    let (sandbox, queue, key) = (&stage.sandbox, &stage.queue, &stage.key);
     let usernames = [
         "owner@sandbox.test",
         "dac7@sandbox.test",
@@ -73,13 +53,7 @@ async fn kill_9_mid_login_loses_no_job_and_sigterm_exits_cleanly() {
         jobs.push(job.job.id);
     }
     let logs = tempfile::tempdir().unwrap();
-    let mut first = serve(
-        &db.url,
-        &key,
-        &browser.endpoint(),
-        &portal,
-        logs.path().join("1.log"),
-    );
+    let mut first = stage.serve(logs.path().join("1.log"));
 
     // Wait until a login is under way: a job running and its password already posted.
     let started = Instant::now();
@@ -111,13 +85,7 @@ async fn kill_9_mid_login_loses_no_job_and_sigterm_exits_cleanly() {
         "the job was mid-run when the worker died: {orphaned:?}"
     );
 
-    let mut second = serve(
-        &db.url,
-        &key,
-        &browser.endpoint(),
-        &portal,
-        logs.path().join("2.log"),
-    );
+    let mut second = stage.serve(logs.path().join("2.log"));
     let started = Instant::now();
     loop {
         let mut states = Vec::new();
@@ -166,5 +134,5 @@ async fn kill_9_mid_login_loses_no_job_and_sigterm_exits_cleanly() {
         assert!(!text.contains(PASSWORD), "password in {}", log.display());
         assert!(!text.contains(&key[4..]), "key in {}", log.display());
     }
-    browser.shutdown();
+    stage.browser.shutdown();
 }

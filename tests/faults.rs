@@ -21,8 +21,7 @@ use secrecy::SecretString;
 use pairing_worker::browser::{Browser, BrowserConfig};
 use pairing_worker::provider::Registry;
 use pairing_worker::queue::{
-    AccountSecrets, Job, JobKind, JobState, Key, KeyRing, NewAccount, Queue, QueueConfig,
-    SubmitError,
+    AccountSecrets, Job, JobKind, JobState, NewAccount, Queue, QueueConfig, SubmitError,
 };
 use pairing_worker::sandbox::Sandbox;
 use pairing_worker::secret::Credentials;
@@ -59,6 +58,12 @@ async fn wrong_password_account(queue: &Queue, username: &str) -> String {
         .await
         .unwrap()
         .id
+}
+
+/// The merchant's Reconnect for the account, in the background (no code to type).
+async fn reconnect(queue: &Queue, account: &str) -> Job {
+    let submitted = queue.submit(ORG, account, JobKind::Pair, false).await;
+    submitted.unwrap().job
 }
 
 async fn wait_for(queue: &Queue, job: &str, done: impl Fn(&Job) -> bool, within: Duration) -> Job {
@@ -127,12 +132,7 @@ async fn a_browser_failing_after_the_submit_spends_the_budget_and_no_more() {
     })
     .await;
     let account = wrong_password_account(&rig.queue, username).await;
-    let job = rig
-        .queue
-        .submit(ORG, &account, JobKind::Pair, false)
-        .await
-        .unwrap()
-        .job;
+    let job = reconnect(&rig.queue, &account).await;
     let ended = wait_for(
         &rig.queue,
         &job.id,
@@ -175,12 +175,7 @@ async fn a_cancel_racing_the_verdict_still_records_it() {
     let account = wrong_password_account(&rig.queue, username).await;
     for _ in 0..4 {
         let seen = rig.sandbox.attempts(PROVIDER, username).submitted;
-        let job = rig
-            .queue
-            .submit(ORG, &account, JobKind::Pair, false)
-            .await
-            .unwrap()
-            .job;
+        let job = reconnect(&rig.queue, &account).await;
         if wait_for_post(&rig.sandbox, &rig.queue, username, seen, &job.id).await {
             rig.queue.cancel(ORG, &job.id).await.unwrap();
         }
@@ -222,33 +217,17 @@ async fn a_cancel_racing_the_verdict_still_records_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_after_each_post_never_exceeds_the_budget() {
     let username = "wrong.password@sandbox.test";
-    let registry = Registry::from_source_tree().unwrap();
-    let sandbox = Arc::new(Sandbox::from_registry(&registry).unwrap());
-    let (addr, _) = sandbox.clone().serve("127.0.0.1:0").await.unwrap();
-    let portal = format!("http://{addr}");
-    let browser = Browser::launch(BrowserConfig::default()).await.unwrap();
-    let db = databases::TestDatabase::sqlite();
-    let key = Key::generate_line();
-    let queue = Queue::open(
-        &db.url,
-        KeyRing::parse(&key, None).unwrap(),
-        QueueConfig::default(),
-    )
-    .await
-    .unwrap();
-    let account = wrong_password_account(&queue, username).await;
-    let job = queue
-        .submit(ORG, &account, JobKind::Pair, false)
-        .await
-        .unwrap()
-        .job;
+    let stage = serve::Stage::start().await;
+    let (sandbox, queue) = (&stage.sandbox, &stage.queue);
+    let account = wrong_password_account(queue, username).await;
+    let job = reconnect(queue, &account).await;
     let logs = tempfile::tempdir().unwrap();
     let mut kills = 0;
     for round in 0..5 {
         let log = logs.path().join(format!("{round}.log"));
-        let mut worker = serve::serve(&db.url, &key, &browser.endpoint(), &portal, log);
+        let mut worker = stage.serve(log);
         let seen = sandbox.attempts(PROVIDER, username).submitted;
-        let posted = wait_for_post(&sandbox, &queue, username, seen, &job.id).await;
+        let posted = wait_for_post(sandbox, queue, username, seen, &job.id).await;
         if posted && round < 4 {
             worker.child.kill().unwrap(); // SIGKILL, the verdict page not yet read
             worker.child.wait().unwrap();
@@ -256,7 +235,7 @@ async fn kill_9_after_each_post_never_exceeds_the_budget() {
             continue;
         }
         wait_for(
-            &queue,
+            queue,
             &job.id,
             |j| j.state.is_final(),
             Duration::from_secs(60),
@@ -274,5 +253,5 @@ async fn kill_9_after_each_post_never_exceeds_the_budget() {
     );
     assert!(seen.failed <= 2, "{seen:?} after {kills} kills: {ended:?}");
     assert_eq!(ended.state, JobState::Failed, "{ended:?}");
-    browser.shutdown();
+    stage.browser.shutdown();
 }

@@ -210,15 +210,27 @@ async fn what_a_dead_worker_left_is_swept_at_start() {
     gone.wait().unwrap();
     let stale = std::env::temp_dir().join(format!("pairing-worker-{dead_pid}-stale"));
     std::fs::create_dir_all(stale.join("profile-x")).unwrap();
-    let mut orphan = Command::new("sh")
-        .args([
-            "-c",
-            "sleep 300",
-            &format!("--user-data-dir={}", stale.join("profile-x").display()),
-        ])
+    // A "browser" whose own executable lives in the folder, so its command line names it.
+    let binary = stale.join("profile-x").join("chromium");
+    std::fs::copy("/bin/sleep", &binary).unwrap();
+    let mut orphan = Command::new(&binary)
+        .arg("300")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    assert!(!processes_naming(&stale.display().to_string()).is_empty());
+    // Visible once exec'd (another test's start may sweep it first: that is a sweep too).
+    let spawned = Instant::now();
+    while processes_naming(&stale.display().to_string()).is_empty()
+        && orphan.try_wait().unwrap().is_none()
+    {
+        assert!(
+            spawned.elapsed() < Duration::from_secs(5),
+            "the orphan never ran"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let browser = Browser::launch(BrowserConfig::default()).await.unwrap();
     let status = tokio::time::timeout(Duration::from_secs(5), async {
         loop {

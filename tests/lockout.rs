@@ -16,7 +16,8 @@ use conformance::*;
 use databases::TestDatabase;
 use pairing_worker::outcome::{CodeChannel, CodeRequest, Outcome};
 use pairing_worker::queue::{
-    AccountUpdate, HeartbeatError, JobKind, JobState, RunResult, SubmissionRefused, SubmitError,
+    AccountUpdate, Claimed, HeartbeatError, Job, JobKind, JobState, RunResult, SubmissionRefused,
+    SubmitError,
 };
 
 conformance!(
@@ -31,10 +32,39 @@ conformance!(
 );
 
 /// Claims the next job and sends its password (what the worker does just before the submit).
-async fn claim_and_send(f: &Fixture) -> pairing_worker::queue::Claimed {
+async fn claim_and_send(f: &Fixture) -> Claimed {
     let claimed = f.queue.claim("w1").await.unwrap().expect("a ready job");
     f.queue.password_submitting(&claimed.lease).await.unwrap();
     claimed
+}
+
+async fn submit(f: &Fixture, account: &str, kind: JobKind, interactive: bool) -> Job {
+    let submitted = f.queue.submit(ORG, account, kind, interactive).await;
+    submitted.unwrap().job
+}
+
+/// A Reconnect whose run sent the password, reached a code page and got the merchant's code
+/// (not yet taken by the worker).
+async fn code_submitted(
+    f: &Fixture,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> (Job, Claimed) {
+    let a = account(&f.queue, ORG).await;
+    let job = submit(f, &a, JobKind::Pair, true).await;
+    let claimed = claim_and_send(f).await;
+    let request = CodeRequest {
+        channel: CodeChannel::Sms,
+        destination: None,
+        code_length: Some(6),
+        expires_at,
+    };
+    f.queue
+        .await_code(&claimed.lease, &request, None)
+        .await
+        .unwrap();
+    let code = SecretString::from("123456".to_string());
+    f.queue.submit_code(ORG, &job.id, &code).await.unwrap();
+    (job, claimed)
 }
 
 fn infrastructure() -> RunResult {
@@ -48,12 +78,7 @@ fn after_backoff(f: &Fixture) {
 
 async fn a_sent_password_without_verdict_counts_against_the_budget(f: Fixture) {
     let a = account(&f.queue, ORG).await;
-    let job = f
-        .queue
-        .submit(ORG, &a, JobKind::Recheck, false)
-        .await
-        .unwrap()
-        .job;
+    let job = submit(&f, &a, JobKind::Recheck, false).await;
     // Two runs each send the password, then the browser fails: no verdict either time.
     for _ in 0..2 {
         let claimed = claim_and_send(&f).await;
@@ -114,12 +139,7 @@ async fn an_accepted_password_does_not_count(f: Fixture) {
 async fn a_rescued_run_is_held_to_the_budget_whatever_its_kind(f: Fixture) {
     let a = account(&f.queue, ORG).await;
     // The merchant's own Reconnect: its first run is theirs, every later run is automatic.
-    let job = f
-        .queue
-        .submit(ORG, &a, JobKind::Pair, false)
-        .await
-        .unwrap()
-        .job;
+    let job = submit(&f, &a, JobKind::Pair, false).await;
     let lease = f.queue.config().lease;
     for _ in 0..2 {
         claim_and_send(&f).await; // ... and the worker is killed
@@ -133,12 +153,7 @@ async fn a_rescued_run_is_held_to_the_budget_whatever_its_kind(f: Fixture) {
     assert_eq!((refused.state, refused.attempts), (JobState::Failed, 3));
     // A graceful release gives the attempt back, but not the password it sent.
     let b = account(&f.queue, ORG).await;
-    let second = f
-        .queue
-        .submit(ORG, &b, JobKind::Pair, false)
-        .await
-        .unwrap()
-        .job;
+    let second = submit(&f, &b, JobKind::Pair, false).await;
     let first_run = claim_and_send(&f).await;
     f.queue.release(&first_run.lease).await.unwrap();
     let again = f.queue.claim("w1").await.unwrap().unwrap();
@@ -156,12 +171,7 @@ async fn a_rescued_run_is_held_to_the_budget_whatever_its_kind(f: Fixture) {
 
 async fn a_verdict_after_a_cancel_still_guards_the_account(f: Fixture) {
     let a = account(&f.queue, ORG).await;
-    let job = f
-        .queue
-        .submit(ORG, &a, JobKind::Pair, false)
-        .await
-        .unwrap()
-        .job;
+    let job = submit(&f, &a, JobKind::Pair, false).await;
     let claimed = claim_and_send(&f).await;
     f.queue.cancel(ORG, &job.id).await.unwrap();
     // The portal's verdict arrives after the cancel took the lease away.
@@ -232,28 +242,8 @@ async fn rejected_credentials_are_never_sent_again(f: Fixture) {
 }
 
 async fn a_rescued_code_wait_does_not_reuse_the_old_code(f: Fixture) {
-    let a = account(&f.queue, ORG).await;
-    let job = f
-        .queue
-        .submit(ORG, &a, JobKind::Pair, true)
-        .await
-        .unwrap()
-        .job;
-    let claimed = claim_and_send(&f).await;
-    let request = CodeRequest {
-        channel: CodeChannel::Sms,
-        destination: None,
-        code_length: Some(6),
-        expires_at: chrono::DateTime::from_timestamp_millis(f.clock.now_ms() + 60_000),
-    };
-    f.queue
-        .await_code(&claimed.lease, &request, None)
-        .await
-        .unwrap();
-    f.queue
-        .submit_code(ORG, &job.id, &SecretString::from("123456".to_string()))
-        .await
-        .unwrap();
+    let expires = chrono::DateTime::from_timestamp_millis(f.clock.now_ms() + 60_000);
+    let (job, _) = code_submitted(&f, expires).await;
     // The worker dies before taking the code; the job is rescued into a new login.
     f.clock.advance(Duration::from_secs(120)); // the lease expired, and so did the code
     let rescued = f.queue.claim("w2").await.unwrap().expect("rescued");
@@ -267,32 +257,11 @@ async fn a_rescued_code_wait_does_not_reuse_the_old_code(f: Fixture) {
 }
 
 async fn another_organisations_cancel_keeps_the_code(f: Fixture) {
-    let a = account(&f.queue, ORG).await;
-    let job = f
-        .queue
-        .submit(ORG, &a, JobKind::Pair, true)
-        .await
-        .unwrap()
-        .job;
-    let claimed = claim_and_send(&f).await;
-    let request = CodeRequest {
-        channel: CodeChannel::Email,
-        destination: None,
-        code_length: Some(6),
-        expires_at: None,
-    };
-    f.queue
-        .await_code(&claimed.lease, &request, None)
-        .await
-        .unwrap();
-    f.queue
-        .submit_code(ORG, &job.id, &SecretString::from("654321".to_string()))
-        .await
-        .unwrap();
+    let (job, claimed) = code_submitted(&f, None).await;
     assert!(f.queue.cancel("org-intruder", &job.id).await.is_err());
     let code = f.queue.take_code(&claimed.lease).await.unwrap();
     assert_eq!(
         code.map(|c| c.expose_secret().to_string()).as_deref(),
-        Some("654321")
+        Some("123456")
     );
 }

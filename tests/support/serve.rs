@@ -1,8 +1,61 @@
-//! `serve` as a child process, for tests that kill it.
+//! `serve` as a child process, for tests that kill it, and the parts it runs against: the
+//! sandbox portals in-process, a chromedriver the test owns (so a killed worker's orphaned
+//! sessions die with it), a SQLite queue and its key.
 
 #![allow(dead_code)]
 
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use pairing_worker::browser::{Browser, BrowserConfig};
+use pairing_worker::provider::Registry;
+use pairing_worker::queue::{Key, KeyRing, Queue, QueueConfig};
+use pairing_worker::sandbox::Sandbox;
+
+use super::databases::TestDatabase;
+
+pub struct Stage {
+    pub sandbox: Arc<Sandbox>,
+    pub portal: String,
+    pub browser: Browser,
+    pub db: TestDatabase,
+    pub key: String,
+    pub queue: Queue,
+}
+
+impl Stage {
+    pub async fn start() -> Stage {
+        let registry = Registry::from_source_tree().unwrap();
+        let sandbox = Arc::new(Sandbox::from_registry(&registry).unwrap());
+        let (addr, _) = sandbox.clone().serve("127.0.0.1:0").await.unwrap();
+        let browser = Browser::launch(BrowserConfig::default()).await.unwrap();
+        let db = TestDatabase::sqlite();
+        let key = Key::generate_line();
+        let keys = KeyRing::parse(&key, None).unwrap();
+        let queue = Queue::open(&db.url, keys, QueueConfig::default())
+            .await
+            .unwrap();
+        Stage {
+            sandbox,
+            portal: format!("http://{addr}"),
+            browser,
+            db,
+            key,
+            queue,
+        }
+    }
+
+    /// `serve` on this stage's database, chromedriver and portals, logging to `log`.
+    pub fn serve(&self, log: std::path::PathBuf) -> Serve {
+        serve(
+            &self.db.url,
+            &self.key,
+            &self.browser.endpoint(),
+            &self.portal,
+            log,
+        )
+    }
+}
 
 pub struct Serve {
     pub child: Child,

@@ -81,18 +81,19 @@ pub fn providers(registry: &Registry, args: ProvidersArgs) -> anyhow::Result<Exi
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
         println!(
-            "{:<15} {:<15} {:<10} {:>6}  languages",
-            "id", "name", "status", "pages"
+            "{:<15} {:<15} {:<10} {:>6}  {:<12} markets",
+            "id", "name", "status", "pages", "languages"
         );
         for p in list {
             let status = serde_json::to_value(p.status)?;
             println!(
-                "{:<15} {:<15} {:<10} {:>6}  {}",
+                "{:<15} {:<15} {:<10} {:>6}  {:<12} {}",
                 p.id,
                 p.name,
                 status.as_str().unwrap_or_default(),
                 p.recorded_pages,
-                p.languages.join(",")
+                p.languages.join(","),
+                p.markets.join(",")
             );
         }
     }

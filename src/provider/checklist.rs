@@ -26,7 +26,7 @@ pub fn markdown(registry: &Registry, corpus: Option<&super::Files>) -> String {
          *browser*: a sandbox scenario reaches it in real Chromium (a test).\n",
     );
     for info in registry.list() {
-        let Ok(spec) = registry.get(info.id) else {
+        let Ok(spec) = registry.get(&info.id) else {
             continue;
         };
         let pages = fixtures::load(&registry.fixtures, &spec.id).unwrap_or_default();
@@ -73,10 +73,10 @@ pub fn markdown(registry: &Registry, corpus: Option<&super::Files>) -> String {
             ));
         }
     }
-    let planned: Vec<&str> = registry
+    let planned: Vec<String> = registry
         .list()
-        .iter()
-        .filter(|p| registry.get(p.id).is_err())
+        .into_iter()
+        .filter(|p| registry.get(&p.id).is_err())
         .map(|p| p.name)
         .collect();
     out.push_str(&format!(

@@ -1,5 +1,7 @@
-//! The provider registry: all fifteen platforms we connect to, and the specs of those we support.
+//! The provider registry: every platform we connect to (`providers/registry.toml`), and the
+//! specs of those we support.
 
+pub mod catalog;
 pub mod checklist;
 pub mod spec;
 
@@ -12,24 +14,7 @@ use serde::Serialize;
 
 pub use spec::{ProviderSpec, SpecError};
 
-/// Every platform the dashboard can connect, known from day one even without a spec.
-pub const KNOWN_PROVIDERS: &[(&str, &str)] = &[
-    ("ubereats", "Uber Eats"),
-    ("doordash", "DoorDash"),
-    ("grubhub", "Grubhub"),
-    ("skipthedishes", "SkipTheDishes"),
-    ("deliveroo", "Deliveroo"),
-    ("justeat", "Just Eat"),
-    ("coupangeats", "Coupang Eats"),
-    ("baemin", "Baemin"),
-    ("rappi", "Rappi"),
-    ("chownow", "ChowNow"),
-    ("yogiyo", "Yogiyo"),
-    ("jahez", "Jahez"),
-    ("glovo", "Glovo"),
-    ("takeaway", "Takeaway Web"),
-    ("foodpanda", "Foodpanda Web"),
-];
+pub use catalog::{CatalogEntry, SupportStatus};
 
 static EMBEDDED_PROVIDERS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/providers");
 static EMBEDDED_FIXTURES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/fixtures");
@@ -97,27 +82,19 @@ impl Files {
 pub enum RegistryError {
     #[error(transparent)]
     Spec(#[from] SpecError),
-    #[error("unknown provider `{0}`; known providers: {known}", known = KNOWN_PROVIDERS.iter().map(|p| p.0).collect::<Vec<_>>().join(", "))]
-    Unknown(String),
+    #[error("unknown provider `{id}`; known providers: {known}")]
+    Unknown { id: String, known: String },
     #[error("provider `{0}` is known but has no spec yet (`pairing-worker providers` lists the supported ones)")]
     NoSpec(String),
     #[error("cannot read providers folder {0}: {1}")]
     Folder(String, std::io::Error),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SupportStatus {
-    /// A spec, recorded pages and a sandbox portal.
-    Supported,
-    /// Known to the registry; no spec yet.
-    Planned,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct ProviderInfo {
-    pub id: &'static str,
-    pub name: &'static str,
+    pub id: String,
+    pub name: String,
+    pub markets: Vec<String>,
     pub status: SupportStatus,
     pub languages: Vec<String>,
     pub recorded_pages: usize,
@@ -126,6 +103,8 @@ pub struct ProviderInfo {
 #[derive(Debug, Clone)]
 pub struct Registry {
     specs: BTreeMap<String, Arc<ProviderSpec>>,
+    /// Every platform there is, supported or planned, in the catalog's order.
+    catalog: Arc<Vec<CatalogEntry>>,
     pub fixtures: Files,
     /// The shared lexicon, walls and surfaces every spec was compiled with.
     pub shared: Arc<crate::lexicon::Shared>,
@@ -159,25 +138,58 @@ impl Registry {
             }
             _ => crate::lexicon::Shared::embedded().clone(),
         });
+        let catalog = match catalog::load(&providers)? {
+            Some(catalog) => catalog,
+            None => catalog::load(&Files::embedded_providers())?.unwrap_or_default(),
+        };
         let mut specs = BTreeMap::new();
         for name in providers.list("") {
             let Some(stem) = name.strip_suffix(".toml") else {
                 continue;
             };
+            if name == catalog::CATALOG_FILE {
+                continue;
+            }
             let text = providers.read(&name).unwrap_or_default();
             let spec = ProviderSpec::parse_with(&providers.display(&name), &text, &shared)?;
-            if !KNOWN_PROVIDERS.iter().any(|(id, _)| *id == stem) {
+            let listed = catalog.iter().find(|entry| entry.id == stem);
+            let refusal = match listed.map(|entry| entry.status) {
+                None => Some(format!(
+                    "`{stem}` is not in {}: add a line for it",
+                    catalog::CATALOG_FILE
+                )),
+                Some(SupportStatus::Planned) => Some(format!(
+                    "`{stem}` has a spec but {} says `planned`: mark it `supported`",
+                    catalog::CATALOG_FILE
+                )),
+                Some(SupportStatus::Supported) => None,
+            };
+            if let Some(message) = refusal {
                 return Err(SpecError {
                     file: providers.display(&name),
                     field: "id".into(),
-                    message: format!("`{stem}` is not one of the known providers"),
+                    message,
                 }
                 .into());
             }
             specs.insert(spec.id.clone(), Arc::new(spec));
         }
+        if let Some(missing) = catalog.iter().find(|entry| {
+            entry.status == SupportStatus::Supported && !specs.contains_key(&entry.id)
+        }) {
+            return Err(SpecError {
+                file: providers.display(catalog::CATALOG_FILE),
+                field: "status".into(),
+                message: format!(
+                    "`{}` is `supported` but has no spec `{}.toml`",
+                    missing.id, missing.id
+                ),
+            }
+            .into());
+        }
         Ok(Registry {
             specs,
+            catalog: Arc::new(catalog),
             fixtures,
             shared,
         })
@@ -187,10 +199,18 @@ impl Registry {
         if let Some(spec) = self.specs.get(id) {
             return Ok(spec.clone());
         }
-        if KNOWN_PROVIDERS.iter().any(|(known, _)| *known == id) {
+        if self.catalog.iter().any(|entry| entry.id == id) {
             Err(RegistryError::NoSpec(id.to_string()))
         } else {
-            Err(RegistryError::Unknown(id.to_string()))
+            Err(RegistryError::Unknown {
+                id: id.to_string(),
+                known: self
+                    .catalog
+                    .iter()
+                    .map(|entry| entry.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
         }
     }
 
@@ -198,23 +218,21 @@ impl Registry {
         self.specs.values()
     }
 
+    /// Every platform of the catalog, with what this registry has for it.
     pub fn list(&self) -> Vec<ProviderInfo> {
-        KNOWN_PROVIDERS
+        self.catalog
             .iter()
-            .map(|(id, name)| {
-                let spec = self.specs.get(*id);
+            .map(|entry| {
+                let spec = self.specs.get(&entry.id);
                 ProviderInfo {
-                    id,
-                    name,
-                    status: if spec.is_some() {
-                        SupportStatus::Supported
-                    } else {
-                        SupportStatus::Planned
-                    },
+                    id: entry.id.clone(),
+                    name: entry.name.clone(),
+                    markets: entry.markets.clone(),
+                    status: entry.status,
                     languages: spec.map(|s| s.languages.clone()).unwrap_or_default(),
                     recorded_pages: self
                         .fixtures
-                        .list(id)
+                        .list(&entry.id)
                         .iter()
                         .filter(|f| f.ends_with(".html"))
                         .count(),

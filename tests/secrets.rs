@@ -422,7 +422,9 @@ async fn screenshot_scrub_leaves_no_spelling_in_the_dom() {
         .any(|(p, v)| p == "shadow innerHTML" && v.contains("Q2FuYXJ5")));
 
     let png = session
-        .scrubbed_screenshot(&[USERNAME, PASSWORD])
+        .scrubbed_screenshot(&pairing_worker::secret::Redactor::new(&[
+            USERNAME, PASSWORD,
+        ]))
         .await
         .unwrap();
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");

@@ -711,8 +711,10 @@ impl Session {
 
     /// A PNG of the page after every typed value, and every spelling of every given secret
     /// ([`crate::secret::spellings`]), is scrubbed from its DOM in one script call.
-    pub async fn scrubbed_screenshot(&self, secrets: &[&str]) -> Result<Vec<u8>, BrowserError> {
-        let redactor = crate::secret::Redactor::new(secrets);
+    pub async fn scrubbed_screenshot(
+        &self,
+        redactor: &crate::secret::Redactor,
+    ) -> Result<Vec<u8>, BrowserError> {
         self.run(
             "scrub",
             self.client()

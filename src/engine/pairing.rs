@@ -17,7 +17,7 @@ use crate::outcome::{
 };
 use crate::provider::spec::{Action, FillValue, PageRule};
 use crate::provider::ProviderSpec;
-use crate::secret::{redact_html, redact_text, Credentials};
+use crate::secret::{redact_text, Credentials, Redactor};
 
 #[derive(Debug, Clone)]
 pub struct PairingOptions {
@@ -614,21 +614,22 @@ impl Run<'_> {
         } = page;
         // The portal's real URL, so a page saved from the sandbox becomes a fixture of the portal.
         let url = self.spec.real_url(&url, self.base());
-        let secrets = self.secrets();
+        // Every spelling of every secret is built once for the page, its metadata and its picture.
+        let redactor = Redactor::new(&self.secrets());
         let saved = match &self.options.artifacts_dir {
             Some(dir) => {
-                let screenshot = self.session.scrubbed_screenshot(&secrets).await.ok();
+                let screenshot = self.session.scrubbed_screenshot(&redactor).await.ok();
                 let meta = ArtifactMeta {
                     provider: self.spec.id.clone(),
-                    url: redact_text(&url, &secrets),
-                    error: redact_text(&error.to_string(), &secrets),
+                    url: redactor.redact(&url),
+                    error: redactor.redact(&error.to_string()),
                     saved_at: chrono::Utc::now(),
                     status,
                 };
                 artifacts::save(
                     dir,
                     &meta,
-                    &redact_html(&html, &secrets),
+                    &redactor.redact_html(&html),
                     screenshot.as_deref(),
                 )
                 .ok()
@@ -642,7 +643,7 @@ impl Run<'_> {
             });
         }
         let mut ending = Ending::new(Outcome::UnrecognizedPage, None)
-            .message(redact_text(&error.to_string(), &secrets));
+            .message(redactor.redact(&error.to_string()));
         ending.artifacts = saved;
         Ok(ending)
     }

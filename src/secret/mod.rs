@@ -107,6 +107,15 @@ impl Redactor {
     }
 
     /// How many spellings occur in `text`.
+    /// [`Redactor::redact`] after clearing the `value` of every input (typed values can be
+    /// reflected there by the page).
+    pub fn redact_html(&self, html: &str) -> String {
+        let without_values = INPUT_VALUE.replace_all(html, |caps: &regex::Captures| {
+            format!("{}\"{REDACTED}\"", &caps[1])
+        });
+        self.redact(&without_values)
+    }
+
     pub fn count(&self, text: &str) -> usize {
         self.matcher
             .as_ref()
@@ -116,10 +125,7 @@ impl Redactor {
 
 /// Removes typed values and every known secret from a page before it is saved anywhere.
 pub fn redact_html(html: &str, secrets: &[&str]) -> String {
-    let without_values = INPUT_VALUE.replace_all(html, |caps: &regex::Captures| {
-        format!("{}\"{REDACTED}\"", &caps[1])
-    });
-    redact_text(&without_values, secrets)
+    Redactor::new(secrets).redact_html(html)
 }
 
 /// Replaces every occurrence of each secret, in each of its spellings, with `[REDACTED]`.

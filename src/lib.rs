@@ -7,6 +7,7 @@ pub mod api;
 pub mod browser;
 pub mod codes;
 pub mod corpus;
+pub mod digits;
 pub mod engine;
 pub mod fixtures;
 pub mod lexicon;

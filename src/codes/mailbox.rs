@@ -251,7 +251,10 @@ pub fn extract_code(raw: &[u8], rule: &EmailCodeRule) -> Option<Zeroizing<String
     texts.iter().find_map(|text| {
         let caps = rule.pattern.captures(text)?;
         let code = caps.get(1).or_else(|| caps.get(0))?;
-        Some(Zeroizing::new(code.as_str().to_string()))
+        // `\d` is any script's digit: the portal's input takes ASCII.
+        Some(Zeroizing::new(crate::digits::to_ascii_digits(
+            code.as_str(),
+        )))
     })
 }
 

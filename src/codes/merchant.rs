@@ -118,7 +118,8 @@ pub fn check_code_shape(
     request: &CodeRequest,
     code: &SecretString,
 ) -> Result<SecretString, SubmitError> {
-    let text = code.expose_secret().trim();
+    let text = crate::digits::to_ascii_digits(code.expose_secret().trim());
+    let text = text.as_str();
     let digits_ok = !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric());
     let length_ok = request
         .code_length

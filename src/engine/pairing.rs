@@ -518,7 +518,8 @@ impl Run<'_> {
         code: SecretString,
     ) -> Result<bool, PairingError> {
         let code_page = rule.code.as_ref().expect("code rule");
-        let code = Zeroizing::new(code.expose_secret().trim().to_string());
+        // Whatever script the merchant typed it in, the portal's input takes ASCII digits.
+        let code = Zeroizing::new(crate::digits::to_ascii_digits(code.expose_secret().trim()));
         let css = &code_page.inputs.source;
         let boxes = self.session.count_visible(css).await?;
         let fits = match boxes {

@@ -1,5 +1,5 @@
 //! Text as the lexicon compares it: Unicode NFKC, lower case, white space folded, Latin accents
-//! and Arabic diacritics dropped, apostrophes unified; English `n't` spelled out as ` not` so
+//! and Arabic diacritics dropped, digits of every script in ASCII, apostrophes unified; English `n't` spelled out as ` not` so
 //! negation is one word in every language that writes it as one.
 
 use unicode_normalization::UnicodeNormalization;
@@ -25,6 +25,10 @@ pub fn normalize(text: &str) -> String {
             '\u{064b}'..='\u{065f}' | '\u{0670}' | '\u{0640}' => {}
             '\u{0622}' | '\u{0623}' | '\u{0625}' | '\u{0671}' => out.push('\u{0627}'),
             '\u{0649}' => out.push('\u{064a}'),
+            // "٥ محاولات" and "5 محاولات" say the same.
+            c if crate::digits::ascii_digit(c).is_some_and(|d| d != c) => {
+                out.push(crate::digits::ascii_digit(c).unwrap_or(c));
+            }
             c if is_latin_with_marks(c) => {
                 out.extend(std::iter::once(c).nfd().filter(|m| !is_combining_mark(*m)));
             }

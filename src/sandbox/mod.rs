@@ -1,20 +1,21 @@
 //! The sandbox portal: every provider with recorded pages, served as a stateful fake portal under
 //! `/<provider>/<host key>/<path>`, driven by the scenario accounts of `sandbox.toml`.
 
+mod drive;
+mod http;
 pub mod script;
+
+pub use drive::run_card;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
-use axum::response::{Html, IntoResponse, Response};
+use axum::extract::State;
 use axum::routing::{any, get};
 use axum::{Json, Router};
 
 use crate::fixtures::{self, Fixture};
-use crate::outcome::Outcome;
 use crate::provider::{ProviderSpec, Registry};
 use script::{Delivery, SandboxScript, Scenario, ScenarioCard};
 
@@ -39,6 +40,62 @@ impl Portal {
         )
     }
 
+    /// The host key a recorded page lives on.
+    fn host_of(&self, case: &str) -> Option<String> {
+        self.spec.locate(&self.pages[case].expected.url, None).0
+    }
+
+    /// Every host key a redirect or handoff names must be one of the spec's hosts.
+    fn check_hosts(&self) -> Result<(), String> {
+        let script = &self.script;
+        let named = script
+            .redirects
+            .iter()
+            .flat_map(|r| [r.from.as_str(), r.to.as_str()])
+            .chain(script.handoffs.iter().map(|h| h.via.as_str()))
+            .filter_map(|t| script::split_host_path(t).map(|(host, _)| host))
+            .chain(
+                script
+                    .handoffs
+                    .iter()
+                    .flat_map(|h| [h.from_host.as_str(), h.to_host.as_str()]),
+            );
+        for host in named {
+            if !self.spec.hosts.contains_key(host) {
+                return Err(format!(
+                    "{}/sandbox.toml: host `{host}` is not in the spec's [hosts]",
+                    self.spec.id
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A `host_key:/path` template as a sandbox location (`/<provider>/<host>/<path>`).
+    fn location(&self, target: &str, visit: &Visit) -> String {
+        let (host, path) = script::split_host_path(target).expect("validated at load");
+        let mut out = String::new();
+        let mut rest = path;
+        while let Some(start) = rest.find('{') {
+            let Some(len) = rest[start..].find('}') else {
+                break;
+            };
+            out.push_str(&rest[..start]);
+            let name = &rest[start + 1..start + len];
+            if name == "random" {
+                out.push_str(&format!("{:032x}", rand::random::<u128>()));
+            } else if let Some(param) = name.strip_prefix("query.") {
+                let value = visit.arrived_with(param).unwrap_or_default();
+                out.extend(url::form_urlencoded::byte_serialize(value.as_bytes()));
+            } else {
+                out.push_str(&rest[start..=start + len]);
+            }
+            rest = &rest[start + len + 1..];
+        }
+        out.push_str(rest);
+        format!("/{}/{host}{out}", self.spec.id)
+    }
+
     fn scenario_for(&self, username: &str) -> Option<usize> {
         let scenarios = &self.script.scenarios;
         scenarios
@@ -57,6 +114,25 @@ struct Visit {
     step: usize,
     /// The fresh code this login attempt was sent.
     issued_code: Option<String>,
+    /// The query string the session arrived with on the entry page.
+    entry_query: String,
+    /// A handoff under way: the path (under `/<provider>`) the browser was sent through, and the
+    /// query parameters it must carry back unchanged.
+    handoff: Option<(String, Vec<(String, String)>)>,
+}
+
+impl Visit {
+    fn arrived_with(&self, param: &str) -> Option<String> {
+        url::form_urlencoded::parse(self.entry_query.as_bytes())
+            .find(|(k, _)| k == param)
+            .map(|(_, v)| v.into_owned())
+    }
+}
+
+fn query_pairs(query: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
 }
 
 /// A code the portal "sends" once the response is on its way.
@@ -121,14 +197,13 @@ impl Sandbox {
                 continue;
             };
             let pages = pages.into_iter().map(|p| (p.case.clone(), p)).collect();
-            portals.insert(
-                spec.id.clone(),
-                Portal {
-                    spec: spec.clone(),
-                    script,
-                    pages,
-                },
-            );
+            let portal = Portal {
+                spec: spec.clone(),
+                script,
+                pages,
+            };
+            portal.check_hosts().map_err(SandboxError)?;
+            portals.insert(spec.id.clone(), portal);
         }
         Ok(Sandbox {
             portals,
@@ -251,7 +326,7 @@ impl Sandbox {
 
     pub fn router(self: Arc<Self>) -> Router {
         Router::new()
-            .route("/", get(index))
+            .route("/", get(http::index))
             .route(
                 "/_sandbox/scenarios",
                 get(|State(s): State<Arc<Sandbox>>| async move { Json(s.scenarios()) }),
@@ -262,7 +337,7 @@ impl Sandbox {
                     Json(s.attempts.lock().expect("attempts lock").clone())
                 }),
             )
-            .route("/{provider}/{*rest}", any(portal_request))
+            .route("/{provider}/{*rest}", any(http::portal_request))
             .with_state(self)
     }
 
@@ -284,33 +359,6 @@ impl Sandbox {
         });
         Ok((bound, task))
     }
-}
-
-async fn index(State(sandbox): State<Arc<Sandbox>>) -> Html<String> {
-    let mut out = String::from("<!doctype html><html><head><meta charset=utf-8><title>pairing-worker sandbox</title></head><body><h1>Sandbox portals</h1>");
-    for (id, portal) in &sandbox.portals {
-        let (path, query) = portal.path_of(&portal.script.entry);
-        let query = if query.is_empty() {
-            String::new()
-        } else {
-            format!("?{query}")
-        };
-        out.push_str(&format!("<h2><a href=\"/{id}{path}{query}\">{}</a></h2><table border=1><tr><th>scenario</th><th>username</th><th>password</th><th>code</th><th>expected</th></tr>", portal.spec.name));
-        for s in &portal.script.scenarios {
-            let card = s.card(id);
-            out.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                card.scenario,
-                card.username,
-                card.password,
-                card.code.unwrap_or_default(),
-                card.expected
-            ));
-        }
-        out.push_str("</table>");
-    }
-    out.push_str("</body></html>");
-    Html(out)
 }
 
 fn account_key(provider: &str, username: &str) -> String {
@@ -340,310 +388,4 @@ fn code_email(template: &script::EmailTemplate, to: &str, code: &str) -> String 
         subject = template.subject.replace("{code}", code),
         id = rand::random::<u64>(),
     )
-}
-
-fn cookie_name(provider: &str) -> String {
-    format!("pw_sandbox_{provider}")
-}
-
-fn visit_id(headers: &HeaderMap, provider: &str) -> Option<String> {
-    let name = cookie_name(provider);
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
-}
-
-fn plain(status: StatusCode, message: String) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        message,
-    )
-        .into_response()
-}
-
-async fn portal_request(
-    State(sandbox): State<Arc<Sandbox>>,
-    Path((provider, rest)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    let Some(portal) = sandbox.portals.get(&provider) else {
-        return plain(
-            StatusCode::NOT_FOUND,
-            format!("sandbox: no portal `{provider}`"),
-        );
-    };
-    let path = format!("/{rest}");
-    let (visit_key, new_visit) = match visit_id(&headers, &provider) {
-        Some(id) => (id, false),
-        None => (format!("{:032x}", rand::random::<u128>()), true),
-    };
-    let (response, outgoing) = {
-        let mut visits = sandbox.visits.lock().expect("visits lock");
-        let mut outgoing = None;
-        let response = if method == Method::POST {
-            let fields: Vec<(String, String)> =
-                url::form_urlencoded::parse(&body).into_owned().collect();
-            let visit = visits.entry(visit_key.clone()).or_default();
-            let (response, out) = post(portal, &sandbox, &provider, visit, &fields);
-            outgoing = out;
-            response
-        } else {
-            let visit = visits.entry(visit_key.clone()).or_default();
-            let (entry_path, _) = portal.path_of(&portal.script.entry);
-            if !visit.current.is_empty() && portal.path_of(&visit.current).0 == path {
-                serve_page(portal, &visit.current)
-            } else if path == entry_path {
-                *visit = Visit {
-                    current: portal.script.entry.clone(),
-                    ..Visit::default()
-                };
-                serve_page(portal, &visit.current)
-            } else {
-                plain(
-                    StatusCode::NOT_FOUND,
-                    format!("sandbox: nothing at {} in this session", uri.path()),
-                )
-            }
-        };
-        (response, outgoing)
-    };
-    if let Some(out) = outgoing {
-        sandbox.send(out).await;
-    }
-    let mut response = response;
-    if new_visit {
-        let cookie = format!(
-            "{}={visit_key}; Path=/{provider}; HttpOnly; SameSite=Lax",
-            cookie_name(&provider)
-        );
-        if let Ok(value) = cookie.parse() {
-            response.headers_mut().append(header::SET_COOKIE, value);
-        }
-    }
-    response
-}
-
-fn serve_page(portal: &Portal, case: &str) -> Response {
-    let page = &portal.pages[case];
-    let status = StatusCode::from_u16(page.expected.status).unwrap_or(StatusCode::OK);
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        page.html.clone(),
-    )
-        .into_response()
-}
-
-fn post(
-    portal: &Portal,
-    sandbox: &Sandbox,
-    provider: &str,
-    visit: &mut Visit,
-    fields: &[(String, String)],
-) -> (Response, Option<Outgoing>) {
-    let script = &portal.script;
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    if let Some(username) = field(&script.username_field) {
-        let change = sandbox.change_of(provider, username);
-        let bound = match &change.scenario {
-            Some(name) => portal.script.scenarios.iter().position(|s| &s.name == name),
-            None => portal.scenario_for(username),
-        };
-        visit.username = Some(username.to_string());
-        if bound != visit.scenario {
-            visit.scenario = bound;
-            visit.step = 0;
-            visit.issued_code = None;
-        }
-    }
-    let Some(scenario) = visit.scenario.map(|i| &script.scenarios[i]) else {
-        let message = "sandbox: a form was posted before any username".to_string();
-        return (plain(StatusCode::BAD_REQUEST, message), None);
-    };
-    if let Some(password) = field(&script.password_field) {
-        let username = visit.username.clone().unwrap_or(scenario.username.clone());
-        let expected = sandbox
-            .change_of(provider, &username)
-            .password
-            .unwrap_or_else(|| scenario.password.clone());
-        let wrong = !scenario.unknown && password != expected;
-        let mut attempts = sandbox.attempts.lock().expect("attempts lock");
-        let seen = attempts
-            .entry(account_key(provider, &username))
-            .or_default();
-        seen.submitted += 1;
-        seen.failed += u32::from(wrong);
-        drop(attempts);
-        if wrong {
-            return (go_to(portal, visit, script.wrong_password.clone()), None);
-        }
-    }
-    // `code`, or split boxes `code1`..`code6`; not `code_challenge` and the like.
-    let is_code_field = |name: &str| {
-        name.strip_prefix(script.code_field.as_str())
-            .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit()))
-    };
-    let mut code_parts: Vec<&(String, String)> =
-        fields.iter().filter(|(k, _)| is_code_field(k)).collect();
-    code_parts.sort_by(|a, b| a.0.cmp(&b.0));
-    if !code_parts.is_empty() {
-        let typed: String = code_parts.iter().map(|(_, v)| v.trim()).collect();
-        if !code_matches(scenario, visit, &typed) {
-            let Some(wrong) = script.wrong_code.clone() else {
-                let message = "sandbox: a code was posted but this portal has no wrong_code page";
-                return (plain(StatusCode::BAD_REQUEST, message.into()), None);
-            };
-            return (go_to(portal, visit, wrong), None);
-        }
-    }
-    let Some(next) = scenario.steps.get(visit.step).cloned() else {
-        let message = format!(
-            "sandbox: scenario `{}` has no step after {}",
-            scenario.name, visit.step
-        );
-        return (plain(StatusCode::BAD_REQUEST, message), None);
-    };
-    visit.step += 1;
-    // Arriving on a code page: the portal sends a fresh code for this login attempt.
-    let code_page = Some(Outcome::TwoFactor(crate::outcome::TwoFactor::CodeRequired));
-    let asks_code = portal.pages[&next].expected.outcome == code_page;
-    let outgoing = match scenario.delivery {
-        Some(delivery @ (Delivery::Email | Delivery::Sms))
-            if asks_code && visit.issued_code.is_none() =>
-        {
-            let length = scenario.code.as_ref().map_or(6, |c| c.len());
-            let code: String = (0..length)
-                .map(|_| char::from(b'0' + rand::random_range(0..10u8)))
-                .collect();
-            visit.issued_code = Some(code.clone());
-            let username = scenario.username.clone();
-            Some(Outgoing {
-                delivery,
-                provider: provider.to_string(),
-                username,
-                code,
-            })
-        }
-        _ => None,
-    };
-    (go_to(portal, visit, next), outgoing)
-}
-
-/// Whether a typed code is the one the portal expects now.
-fn code_matches(scenario: &Scenario, visit: &Visit, typed: &str) -> bool {
-    use secrecy::ExposeSecret;
-    match scenario.delivery {
-        Some(Delivery::Email | Delivery::Sms) => visit.issued_code.as_deref() == Some(typed),
-        Some(Delivery::Totp) => {
-            let Some(secret) = &scenario.totp_secret else {
-                return false;
-            };
-            let secret = secrecy::SecretString::from(secret.clone());
-            let Ok(totp) = crate::codes::TotpSource::parse(&secret) else {
-                return false;
-            };
-            let now = chrono::Utc::now().timestamp().max(0) as u64;
-            // The window before, now and after, as portals allow for clock drift.
-            [now.saturating_sub(30), now, now + 30]
-                .iter()
-                .any(|t| totp.code_at(*t).0.expose_secret() == typed)
-        }
-        None => scenario.code.as_deref() == Some(typed),
-    }
-}
-
-fn go_to(portal: &Portal, visit: &mut Visit, case: String) -> Response {
-    let (path, query) = portal.path_of(&case);
-    visit.current = case;
-    let query = if query.is_empty() {
-        String::new()
-    } else {
-        format!("?{query}")
-    };
-    let location = format!("/{}{path}{query}", portal.spec.id);
-    (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
-}
-
-/// Drives one scenario account through its portal in a fresh browser session, with the code
-/// sources the scenario calls for: its TOTP secret; the merchant typing the code the portal sent
-/// (read from the sandbox, as from their phone), after a wrong one first if the scenario says so;
-/// a merchant who never answers (`code_timeout`); or nothing at all.
-pub async fn run_card(
-    browser: &crate::browser::Browser,
-    registry: &Registry,
-    sandbox: &Arc<Sandbox>,
-    card: &ScenarioCard,
-    base_url: &str,
-) -> Result<crate::engine::pairing::PairingReport, crate::engine::pairing::PairingError> {
-    use crate::codes::{merchant_codes, AccountCodes, OneCode, TotpSource};
-    use crate::engine::pairing::{pair_in_new_session, PairingOptions};
-    use crate::outcome::TwoFactor;
-    let spec = registry
-        .get(&card.provider)
-        .expect("scenario of a supported provider");
-    let credentials = crate::secret::Credentials {
-        username: card.username.clone(),
-        password: secrecy::SecretString::from(card.password.clone()),
-    };
-    let mut options = PairingOptions {
-        base_url: Some(base_url.to_string()),
-        ..PairingOptions::default()
-    };
-    let silent_merchant = card.expected == Outcome::TwoFactor(TwoFactor::CodeTimeout);
-    if silent_merchant {
-        options.code_wait = std::time::Duration::from_secs(2);
-    }
-    let Some(delivery) = card.delivery else {
-        let mut codes = OneCode(card.code.clone().map(secrecy::SecretString::from));
-        return pair_in_new_session(browser, &spec, &credentials, &mut codes, &options).await;
-    };
-    let mut codes = AccountCodes::default();
-    if let (Delivery::Totp, Some(secret)) = (delivery, &card.totp_secret) {
-        codes.totp = TotpSource::parse(&secrecy::SecretString::from(secret.clone())).ok();
-    }
-    if card.supply_code || silent_merchant {
-        let (merchant, mut submitter) = merchant_codes();
-        codes.merchant = Some(merchant);
-        let (sandbox, provider, username) = (
-            sandbox.clone(),
-            card.provider.clone(),
-            card.username.clone(),
-        );
-        let mut first_wrong = card.wrong_code_first.clone();
-        tokio::spawn(async move {
-            while submitter.wait_for_request().await.is_some() {
-                if silent_merchant {
-                    // Present but never answering: keep the line open until the request expires.
-                    submitter.wait_until_taken().await;
-                    continue;
-                }
-                let code = first_wrong
-                    .take()
-                    .or_else(|| sandbox.issued_code(&provider, &username));
-                let Some(code) = code else { return };
-                if submitter.submit(secrecy::SecretString::from(code)).is_err() {
-                    return;
-                }
-                submitter.wait_until_taken().await;
-            }
-        });
-    }
-    pair_in_new_session(browser, &spec, &credentials, &mut codes, &options).await
 }

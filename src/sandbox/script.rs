@@ -20,7 +20,43 @@ pub struct SandboxScript {
     pub wrong_code: Option<String>,
     #[serde(default)]
     pub email: Option<EmailTemplate>,
+    /// GETs the portal answers with a redirect (an app that sends the browser to its sign-in host).
+    #[serde(default)]
+    pub redirects: Vec<Redirect>,
+    /// Hops between hosts after a POST (the sign-in host handing back to the app).
+    #[serde(default)]
+    pub handoffs: Vec<Handoff>,
     pub scenarios: Vec<Scenario>,
+}
+
+/// `GET from` answers `302 to`. Both are `host_key:/path`; `to` is a template (see [`Handoff`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redirect {
+    pub from: String,
+    pub to: String,
+}
+
+/// After a POST whose next page is on `to_host` while the session was on `from_host`, the browser
+/// goes through `via` first (an OIDC or Keycloak callback), which then redirects to that page.
+/// In `to` and `via`, `{random}` is a fresh nonce and `{query.NAME}` the query parameter `NAME` the
+/// session arrived with on the entry page (the `state` an OIDC login must hand back unchanged).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Handoff {
+    pub from_host: String,
+    pub to_host: String,
+    pub via: String,
+}
+
+/// `host_key:/path?query` → (`host_key`, `/path?query`).
+pub fn split_host_path(target: &str) -> Option<(&str, &str)> {
+    let (host, path) = target.split_once(':')?;
+    let valid_host = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    (valid_host && path.starts_with('/')).then_some((host, path))
 }
 
 fn default_code_field() -> String {
@@ -169,6 +205,19 @@ impl SandboxScript {
                     "{}: scenario `{}` delivers by email but there is no [email] template",
                     files.display(&path),
                     scenario.name
+                ));
+            }
+        }
+        let targets = script
+            .redirects
+            .iter()
+            .flat_map(|r| [("redirects", &r.from), ("redirects", &r.to)])
+            .chain(script.handoffs.iter().map(|h| ("handoffs", &h.via)));
+        for (field, target) in targets {
+            if split_host_path(target).is_none() {
+                return Err(format!(
+                    "{}: {field}: `{target}` must be `host_key:/path`",
+                    files.display(&path)
                 ));
             }
         }

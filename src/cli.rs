@@ -76,6 +76,7 @@ pub fn providers(registry: &Registry, args: ProvidersArgs) -> anyhow::Result<Exi
                 Some(&pairing_worker::provider::Files::Disk(args.corpus.clone()))
                     .filter(|_| args.corpus.is_dir())
             )
+            .map_err(|e| anyhow::anyhow!(e))?
         );
     } else if args.json {
         println!("{}", serde_json::to_string_pretty(&list)?);
@@ -635,22 +636,24 @@ async fn demo_card(
         .collect::<Vec<_>>();
     scripted.reverse();
     let mut answered = None;
+    // When a worker first had the job: a job the merchant cancels reports no time of its own, and
+    // the time it spent queued behind other scenarios is not the pairing's.
+    let mut started: Option<std::time::Instant> = None;
     loop {
         let current = queue
             .job(ORG, &job.id)
             .await?
             .context("the demo's job vanished")?;
-        // The pairing's own time when it reports one, not the time spent queued behind others.
+        if current.state != JobState::Queued {
+            started.get_or_insert_with(std::time::Instant::now);
+        }
+        // The pairing's own time when it reports one.
         let ms = current
             .result
             .as_ref()
             .and_then(|report| report.get("elapsed_ms"))
             .and_then(|ms| ms.as_u64())
-            .unwrap_or_else(|| {
-                (current.updated_at - current.created_at)
-                    .num_milliseconds()
-                    .max(0) as u64
-            });
+            .unwrap_or_else(|| started.map_or(0, |at| at.elapsed().as_millis() as u64));
         if current.state.is_final() {
             let outcome = current.outcome.with_context(|| {
                 current

@@ -276,20 +276,34 @@ fn insert_before_body_end(html: &str, fragment: &str) -> String {
     }
 }
 
+/// The message as the hint of the first visible input, which points at it. The input's own
+/// `aria-*` error links are replaced (a browser keeps the first of two equal attributes, so adding a
+/// second would point at the portal's old hint, not this one).
 fn field_hint(html: &str, message: &str) -> Option<String> {
-    let at = html.find("<input")?;
-    let end = at + html[at..].find('>')?;
-    let tag = &html[at..end];
-    if tag.contains("type=\"hidden\"") || tag.contains("type=hidden") {
-        return None;
-    }
-    let marked = format!(
-        "{}{} aria-invalid=\"true\" aria-describedby=\"generated-hint\">\n<p id=\"generated-hint\" class=\"field-hint\">{message}</p>{}",
+    let links = regex::Regex::new(
+        r#"\s(?i:aria-invalid|aria-describedby|aria-errormessage)\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)"#,
+    )
+    .expect("static regex");
+    let mut from = 0;
+    let (at, end) = loop {
+        let at = from + html[from..].find("<input")?;
+        let end = at + html[at..].find('>')?;
+        let tag = &html[at..end];
+        if !(tag.contains("type=\"hidden\"") || tag.contains("type=hidden")) {
+            break (at, end);
+        }
+        from = end;
+    };
+    let tag = links.replace_all(&html[at..end], "");
+    let (tag, closing) = match tag.strip_suffix('/') {
+        Some(open) => (open.trim_end().to_string(), " /"),
+        None => (tag.to_string(), ""),
+    };
+    Some(format!(
+        "{}{tag} aria-invalid=\"true\" aria-describedby=\"generated-hint\"{closing}>\n<p id=\"generated-hint\" class=\"field-hint\">{message}</p>{}",
         &html[..at],
-        tag,
         &html[end + 1..]
-    );
-    Some(marked)
+    ))
 }
 
 fn wrap_layout(html: &str) -> String {
@@ -313,4 +327,23 @@ fn wrap_layout(html: &str) -> String {
 fn add_noise(html: &str) -> String {
     let banner = r#"<!-- consent manager v3 --><div id="consent-manager" class="consent-banner" role="dialog" aria-label="Cookie consent"><p>We use cookies to improve your experience. By clicking Accept you agree to our Terms and Privacy Policy.</p><button>Accept</button><button>Reject</button></div><script>window.dataLayer=window.dataLayer||[];dataLayer.push({event:"page_view"});</script><div class="promo-strip" data-generated="noise">Download the app to manage your store on the go.</div>"#;
     insert_before_body_end(html, banner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_hint;
+
+    #[test]
+    fn a_field_hint_replaces_the_inputs_own_error_links() {
+        let html = r#"<form><input type="hidden" name="csrf"><input name="code" aria-invalid="false" aria-describedby="old-hint"/><p id="old-hint"></p></form>"#;
+        let marked = field_hint(html, "That code is wrong").unwrap();
+        assert!(
+            marked.contains(
+                r#"<input name="code" aria-invalid="true" aria-describedby="generated-hint" />"#
+            ),
+            "{marked}"
+        );
+        assert_eq!(marked.matches("aria-describedby").count(), 1, "{marked}");
+        assert!(marked.contains(r#"<input type="hidden" name="csrf">"#));
+    }
 }

@@ -25,9 +25,35 @@ pub fn to_ascii_digits(text: &str) -> String {
     text.chars().map(|c| ascii_digit(c).unwrap_or(c)).collect()
 }
 
+/// A login that is a phone number typed on an Arabic, Persian or Thai keyboard, in ASCII (portals'
+/// phone fields take ASCII); any other login unchanged. Only digits, spaces and `+-().` make a
+/// phone number, so an e-mail or a login id is never rewritten.
+pub fn phone_login_as_ascii(login: &str) -> std::borrow::Cow<'_, str> {
+    let phone_like = login.chars().any(|c| ascii_digit(c).is_some())
+        && login
+            .chars()
+            .all(|c| ascii_digit(c).is_some() || " +-().".contains(c));
+    if phone_like && !login.is_ascii() {
+        std::borrow::Cow::Owned(to_ascii_digits(login))
+    } else {
+        std::borrow::Cow::Borrowed(login)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phone_login_is_typed_in_ascii_and_nothing_else_is_rewritten() {
+        assert_eq!(phone_login_as_ascii("٠٥٥١٢٣٤٥٦٧"), "0551234567");
+        assert_eq!(phone_login_as_ascii("+٩٦٦ ٥٥ ١٢٣"), "+966 55 123");
+        assert_eq!(
+            phone_login_as_ascii("owner١@sandbox.test"),
+            "owner١@sandbox.test"
+        );
+        assert_eq!(phone_login_as_ascii("sandbox_ceo01"), "sandbox_ceo01");
+    }
 
     #[test]
     fn every_script_reads_as_ascii() {

@@ -87,6 +87,8 @@ pub enum Reason {
     NoStores,
     /// Every listed store is inactive.
     InactiveStores,
+    /// Every listed store shows a status and none of them is one the engine understands.
+    UnreadStoreStates,
 }
 
 /// One outcome proposed for a page, and why.
@@ -136,9 +138,16 @@ pub struct Assessment {
 impl Assessment {
     /// The candidate that wins by precedence (the first of equals).
     pub fn winner(&self) -> Option<&Candidate> {
+        // Unread store statuses only stand against `paired`: anything else the page says wins.
+        let unread = |c: &Candidate| matches!(c.reason, Reason::UnreadStoreStates);
+        let others_speak = self
+            .candidates
+            .iter()
+            .any(|c| !unread(c) && c.outcome != Outcome::Paired);
         self.candidates
             .iter()
             .enumerate()
+            .filter(|(_, c)| !(others_speak && unread(c)))
             .min_by_key(|(i, c)| (c.outcome.precedence(), *i))
             .map(|(_, c)| c)
     }
@@ -242,7 +251,16 @@ pub fn assess(spec: &ProviderSpec, snapshot: &Snapshot, base_override: Option<&s
         [rule] => Some(*rule),
         _ => None,
     };
-    let logged_in = rule.is_some_and(|r| r.stores.is_some());
+    // Behind the login: a page that lists stores, or whose rule ends in a store-configuration
+    // outcome that proves the password was accepted (no permission, terms). Login words there
+    // ("Acesso restrito") speak about the store's access, not about the sign-in.
+    let logged_in = rule.is_some_and(|r| {
+        r.stores.is_some()
+            || r.outcome.is_some_and(|o| {
+                matches!(o, Outcome::InvalidStoreConfig(_))
+                    && o.decision().password == crate::outcome::PasswordVerdict::Accepted
+            })
+    });
     let overlays = spec
         .overlays
         .iter()
@@ -404,6 +422,20 @@ pub fn assess(spec: &ProviderSpec, snapshot: &Snapshot, base_override: Option<&s
                     outcome: Outcome::InvalidStoreConfig(StoreConfig::RestaurantInactive),
                     reason: Reason::InactiveStores,
                     message: Some(format!("inactive: {}", names.join(", "))),
+                });
+            } else if list.status.is_some()
+                && stores.iter().all(|s| s.state == Some(StoreState::Unknown))
+            {
+                // Not one status read: "paired" could be saying yes to stores under review.
+                let statuses: Vec<&str> =
+                    stores.iter().filter_map(|s| s.status.as_deref()).collect();
+                candidates.push(Candidate {
+                    outcome: Outcome::UnrecognizedPage,
+                    reason: Reason::UnreadStoreStates,
+                    message: Some(format!(
+                        "no store status understood: {}",
+                        statuses.join(", ")
+                    )),
                 });
             }
         }

@@ -496,11 +496,15 @@ impl Run<'_> {
             match action {
                 Action::Fill { target, value } => {
                     let text = match value {
-                        FillValue::Username => self.credentials.username.as_str(),
-                        FillValue::Password => self.credentials.password.expose_secret(),
+                        FillValue::Username => {
+                            crate::digits::phone_login_as_ascii(&self.credentials.username)
+                        }
+                        FillValue::Password => {
+                            std::borrow::Cow::Borrowed(self.credentials.password.expose_secret())
+                        }
                     };
                     self.session
-                        .fill(&target.source, text, self.spec.input)
+                        .fill(&target.source, &text, self.spec.input)
                         .await?;
                 }
                 Action::Click { target } => {

@@ -227,7 +227,11 @@ fn post(
         seen.failed += u32::from(wrong);
         drop(attempts);
         if wrong {
-            return (go_to(portal, visit, script.wrong_password.clone()), None);
+            let page = scenario
+                .wrong_password
+                .clone()
+                .unwrap_or_else(|| script.wrong_password.clone());
+            return (go_to(portal, visit, page), None);
         }
     }
     // `code`, or split boxes `code1`..`code6`; not `code_challenge` and the like.

@@ -76,6 +76,10 @@ pub struct Scenario {
     pub code: Option<String>,
     #[serde(default)]
     pub typed_password: Option<String>,
+    /// The page this account gets for a wrong password, when it is not the portal's usual one
+    /// (the last warning before a lockout, another language).
+    #[serde(default)]
+    pub wrong_password: Option<String>,
     #[serde(default)]
     pub typed_code: Option<String>,
     #[serde(default)]
@@ -183,6 +187,9 @@ impl SandboxScript {
             for step in &scenario.steps {
                 referenced.push(("steps", step));
             }
+            if let Some(page) = &scenario.wrong_password {
+                referenced.push(("wrong_password", page));
+            }
         }
         for (field, case) in referenced {
             if !known(case) {
@@ -220,6 +227,21 @@ impl SandboxScript {
                     files.display(&path)
                 ));
             }
+        }
+        // The sandbox counts what locks accounts: a wrong-password scenario must type one.
+        let wrong_password =
+            Outcome::InvalidCredentials(outcome::InvalidCredentials::WrongPassword);
+        if let Some(scenario) = script.scenarios.iter().find(|s| {
+            s.expected == wrong_password
+                && s.typed_password
+                    .as_ref()
+                    .is_none_or(|typed| *typed == s.password)
+        }) {
+            return Err(format!(
+                "{}: scenario `{}` expects a wrong password but types the right one (set typed_password)",
+                files.display(&path),
+                scenario.name
+            ));
         }
         if script.scenarios.iter().filter(|s| s.unknown).count() > 1 {
             return Err(format!(

@@ -74,7 +74,27 @@ fn unknown_provider_names_the_known_ones() {
 
 #[test]
 fn provider_without_spec_says_so() {
-    let out = classify_contents("jahez", "<html><body></body></html>".as_bytes());
+    // Every portal of the shipped registry has a spec: a scratch registry lists one that has not.
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(
+        root.path().join("registry.toml"),
+        "[[provider]]\nid = \"nextportal\"\nname = \"Next Portal\"\nmarkets = [\"GB\"]\nstatus = \"planned\"\n",
+    )
+    .unwrap();
+    let page = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(page.path(), "<html><body></body></html>").unwrap();
+    let out = run(
+        &[
+            "--providers",
+            root.path().to_str().unwrap(),
+            "classify",
+            "--provider",
+            "nextportal",
+            page.path().to_str().unwrap(),
+        ],
+        "",
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(
         error_line(&out).contains("has no spec yet"),

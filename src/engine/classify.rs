@@ -424,9 +424,12 @@ pub fn assess(spec: &ProviderSpec, snapshot: &Snapshot, base_override: Option<&s
                     message: Some(format!("inactive: {}", names.join(", "))),
                 });
             } else if list.status.is_some()
-                && stores.iter().all(|s| s.state == Some(StoreState::Unknown))
+                && stores
+                    .iter()
+                    .all(|s| matches!(s.state, Some(StoreState::Unknown | StoreState::Inactive)))
             {
-                // Not one status read: "paired" could be saying yes to stores under review.
+                // No store read as working (some unread, the rest inactive): "paired" could be
+                // saying yes to stores under review.
                 let statuses: Vec<&str> =
                     stores.iter().filter_map(|s| s.status.as_deref()).collect();
                 candidates.push(Candidate {

@@ -239,6 +239,8 @@ impl Lexicon {
                 if !pattern.prefix && after.is_some_and(is_word_char) {
                     continue;
                 }
+            } else if starts_inside_thai_syllable(&text, m.start()) {
+                continue;
             }
             let (start, end) = (map.char_at(m.start()), map.char_at(m.end()));
             for role in &pattern.roles {
@@ -426,6 +428,15 @@ impl CharMap {
     }
 }
 
+/// Thai writes the vowels เ แ โ ใ ไ before the consonant they follow in speech: a term that starts
+/// right after one starts inside a syllable ("ปิด", closed, inside "เปิด", open).
+fn starts_inside_thai_syllable(text: &str, start: usize) -> bool {
+    text[..start]
+        .chars()
+        .next_back()
+        .is_some_and(|c| ('\u{0e40}'..='\u{0e44}').contains(&c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,5 +548,28 @@ account_locked = ["계정 + 잠금|잠겼|잠김"]
         .unwrap();
         let err = Lexicon::compile([&bad]).unwrap_err();
         assert!(err.to_string().contains("account_locked"), "{err}");
+    }
+
+    #[test]
+    fn a_thai_term_never_starts_inside_a_syllable() {
+        let th: LanguageFile = toml::from_str(
+            r#"
+language = "th"
+[concepts]
+store_closed = ["ปิด"]
+"#,
+        )
+        .unwrap();
+        let lexicon = Lexicon::compile([&th]).unwrap();
+        let found = |text: &str| {
+            lexicon
+                .scan(text)
+                .iter()
+                .map(|h| h.concept)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(found("ร้านปิดชั่วคราว"), vec![Concept::StoreClosed]);
+        // เปิด (open) holds ปิด after its leading vowel.
+        assert!(found("ร้านเปิดอยู่").is_empty());
     }
 }

@@ -13,10 +13,10 @@ use serde::Serialize;
 
 use super::reading::{self, Surface, SurfaceKind, WallHit};
 pub use super::snapshot::Snapshot;
-use super::snapshot::{element_text, is_visible, ALL_IN_BODY};
+use super::snapshot::{element_text, ALL_IN_BODY};
 use crate::lexicon::Concept;
 use crate::outcome::{CodeRequest, Outcome, Store, StoreConfig, StoreState, Unavailable};
-use crate::provider::spec::{Field, PageRule, ProviderSpec, Signal};
+use crate::provider::spec::{PageRule, ProviderSpec, Signal};
 
 /// What one page is.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -400,7 +400,8 @@ pub fn assess(spec: &ProviderSpec, snapshot: &Snapshot, base_override: Option<&s
             });
         }
         if let Some(list) = &rule.stores {
-            stores = read_stores(spec, snapshot, list);
+            stores = stores::read_stores(spec, snapshot, list);
+            stores::banners_about_listed_stores(&mut candidates, &mut stores);
             if stores.is_empty() {
                 // A login that shows no store is not a success (zero records is a failure, not
                 // "paired") — unless the page says why: an outage in the logged-in layout.
@@ -454,44 +455,6 @@ pub fn assess(spec: &ProviderSpec, snapshot: &Snapshot, base_override: Option<&s
         status: snapshot.status,
         base_message,
     }
-}
-
-fn read_stores(
-    spec: &ProviderSpec,
-    snapshot: &Snapshot,
-    list: &crate::provider::spec::StoreList,
-) -> Vec<Store> {
-    snapshot
-        .visible(&list.item)
-        .filter_map(|item| {
-            let id = field(item, &list.id)?;
-            let name = field(item, &list.name).unwrap_or_default();
-            let brand = list.brand.as_ref().and_then(|f| field(item, f));
-            let status = list.status.as_ref().and_then(|f| field(item, f));
-            let state = match &status {
-                Some(status) => {
-                    Some(reading::store_state(&spec.lexicon, status).unwrap_or(StoreState::Unknown))
-                }
-                None => {
-                    // No status column: the item's own words, less its name and brand.
-                    let mut words = element_text(item);
-                    for known in std::iter::once(&name).chain(brand.as_ref()) {
-                        if !known.is_empty() {
-                            words = words.replace(known.as_str(), " ");
-                        }
-                    }
-                    reading::store_state(&spec.lexicon, &words)
-                }
-            };
-            Some(Store {
-                id,
-                name,
-                brand,
-                status,
-                state,
-            })
-        })
-        .collect()
 }
 
 pub(crate) fn rule_matches(
@@ -577,17 +540,7 @@ fn signal(
     }
 }
 
-fn field(item: ElementRef<'_>, field: &Field) -> Option<String> {
-    let el = match &field.selector {
-        Some(css) => item.select(&css.selector).find(|el| is_visible(*el))?,
-        None => item,
-    };
-    let value = match &field.attr {
-        Some(attr) => el.attr(attr)?.trim().to_string(),
-        None => element_text(el),
-    };
-    Some(value).filter(|v| !v.is_empty())
-}
+mod stores;
 
 #[cfg(test)]
 pub(crate) mod tests;

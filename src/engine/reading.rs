@@ -57,13 +57,26 @@ pub fn surfaces(
     lexicon: &Lexicon,
     logged_in: bool,
 ) -> Vec<Surface> {
+    // A portal's own popup shell is noise (announcements, tours) until it holds an alert dialog:
+    // the same layer that shows news shows "this account is locked", and that is a message.
+    let alerts = |el: &ElementRef<'_>| {
+        std::iter::once(*el)
+            .chain(el.descendants().filter_map(ElementRef::wrap))
+            .any(|e| e.value().attr("role") == Some("alertdialog"))
+    };
+    let overlays = spec
+        .overlays
+        .iter()
+        .flat_map(|o| o.present.iter())
+        .flat_map(|css| snapshot.html.select(&css.selector))
+        .filter(|el| !alerts(el));
     let excluded: HashSet<ego_tree::NodeId> = spec
         .surfaces
         .grouped
         .exclude
         .iter()
-        .chain(spec.overlays.iter().flat_map(|o| o.present.iter()))
         .flat_map(|css| snapshot.html.select(&css.selector))
+        .chain(overlays)
         .map(|el| el.id())
         .collect();
     let is_excluded = |el: ElementRef<'_>| {

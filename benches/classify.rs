@@ -3,14 +3,15 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use pairing_worker::engine::classify::classify;
-use pairing_worker::fixtures;
+use pairing_worker::kit::fixtures;
 use pairing_worker::outcome::{Outcome, TwoFactor};
 use pairing_worker::provider::Registry;
 
 fn classification(c: &mut Criterion) {
     let registry = Registry::from_source_tree().expect("specs load");
     for spec in registry.supported() {
-        let pages = fixtures::load(&registry.fixtures, &spec.id).expect("fixtures load");
+        let pages = fixtures::load(&pairing_worker::kit::fixtures::source_tree(), &spec.id)
+            .expect("fixtures load");
         let total: usize = pages.iter().map(|p| p.html.len()).sum();
         let mut group = c.benchmark_group(format!("classify/{}", spec.id));
         // Every page of the provider once: the per-provider cost and its bytes/s.

@@ -15,13 +15,13 @@ use pairing_worker::codes::{merchant_codes, AccountCodes, CodeSubmitter, TotpSou
 use pairing_worker::engine::classify::{classify_snapshot, Snapshot};
 use pairing_worker::engine::explain::explain;
 use pairing_worker::engine::pairing::{pair_in_new_session, PairingOptions};
-use pairing_worker::fixtures;
+use pairing_worker::kit::fixtures;
+use pairing_worker::kit::sandbox::script::SandboxScript;
+use pairing_worker::kit::sandbox::script::ScenarioCard;
+use pairing_worker::kit::sandbox::Sandbox;
 use pairing_worker::outcome::Outcome;
-use pairing_worker::provider::Registry;
+use pairing_worker::provider::{Files, Registry};
 use pairing_worker::queue::{Key, KeyRing, Queue, QueueConfig};
-use pairing_worker::sandbox::script::SandboxScript;
-use pairing_worker::sandbox::script::ScenarioCard;
-use pairing_worker::sandbox::Sandbox;
 use pairing_worker::secret::Credentials;
 use pairing_worker::worker::{Worker, WorkerConfig};
 
@@ -66,19 +66,33 @@ pub struct ProvidersArgs {
     corpus: PathBuf,
 }
 
-pub fn providers(registry: &Registry, args: ProvidersArgs) -> anyhow::Result<ExitCode> {
+pub fn providers(
+    registry: &Registry,
+    recorded: &Files,
+    args: ProvidersArgs,
+) -> anyhow::Result<ExitCode> {
     let list = registry.list();
+    let pages = |id: &str| pairing_worker::kit::fixtures::count(recorded, id);
     if args.checklist {
         print!(
             "{}",
-            pairing_worker::provider::checklist::markdown(
+            pairing_worker::kit::checklist::markdown(
                 registry,
+                recorded,
                 Some(&pairing_worker::provider::Files::Disk(args.corpus.clone()))
                     .filter(|_| args.corpus.is_dir())
             )
             .map_err(|e| anyhow::anyhow!(e))?
         );
     } else if args.json {
+        let list: Vec<serde_json::Value> = list
+            .iter()
+            .map(|p| {
+                let mut entry = serde_json::to_value(p)?;
+                entry["recorded_pages"] = pages(&p.id).into();
+                Ok(entry)
+            })
+            .collect::<serde_json::Result<_>>()?;
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
         println!(
@@ -92,7 +106,7 @@ pub fn providers(registry: &Registry, args: ProvidersArgs) -> anyhow::Result<Exi
                 p.id,
                 p.name,
                 status.as_str().unwrap_or_default(),
-                p.recorded_pages,
+                pages(&p.id),
                 p.languages.join(","),
                 p.markets.join(",")
             );
@@ -194,7 +208,11 @@ pub enum FixtureCommand {
     },
 }
 
-pub fn fixture(registry: &Registry, command: FixtureCommand) -> anyhow::Result<ExitCode> {
+pub fn fixture(
+    registry: &Registry,
+    recorded: &Files,
+    command: FixtureCommand,
+) -> anyhow::Result<ExitCode> {
     match command {
         FixtureCommand::Check { provider } => {
             let specs: Vec<_> = match provider {
@@ -204,9 +222,8 @@ pub fn fixture(registry: &Registry, command: FixtureCommand) -> anyhow::Result<E
             let mut failed = 0;
             let mut passed = 0;
             for spec in specs {
-                let pages =
-                    fixtures::load(&registry.fixtures, &spec.id).map_err(anyhow::Error::msg)?;
-                match SandboxScript::load(&registry.fixtures, &spec.id, &pages) {
+                let pages = fixtures::load(recorded, &spec.id).map_err(anyhow::Error::msg)?;
+                match SandboxScript::load(recorded, &spec.id, &pages) {
                     Ok(Some(_)) => passed += 1,
                     Ok(None) => {
                         failed += 1;
@@ -246,8 +263,7 @@ pub fn fixture(registry: &Registry, command: FixtureCommand) -> anyhow::Result<E
             into,
         } => {
             registry.get(&provider)?;
-            let path =
-                pairing_worker::engine::artifacts::promote(&artifact, &provider, &case, &into)?;
+            let path = pairing_worker::kit::promote::promote(&artifact, &provider, &case, &into)?;
             println!(
                 "wrote {} and its expected file (the portal's URL, HTTP status and the page's language are filled in): set `page` and `outcome`, then check it:\n  pairing-worker --providers providers --fixtures {} fixture check --provider {provider}",
                 path.display(),
@@ -430,8 +446,12 @@ pub struct SandboxArgs {
     json: bool,
 }
 
-pub async fn sandbox(registry: Registry, args: SandboxArgs) -> anyhow::Result<ExitCode> {
-    let sandbox = Arc::new(Sandbox::from_registry(&registry)?);
+pub async fn sandbox(
+    registry: Registry,
+    recorded: &Files,
+    args: SandboxArgs,
+) -> anyhow::Result<ExitCode> {
+    let sandbox = Arc::new(Sandbox::from_registry(&registry, recorded)?);
     if args.scenarios {
         let cards = sandbox.scenarios();
         if args.json {
@@ -490,11 +510,15 @@ pub struct DemoArgs {
     json: bool,
 }
 
-pub async fn demo(registry: Registry, args: DemoArgs) -> anyhow::Result<ExitCode> {
+pub async fn demo(
+    registry: Registry,
+    recorded: &Files,
+    args: DemoArgs,
+) -> anyhow::Result<ExitCode> {
     if let Some(provider) = &args.provider {
         registry.get(provider)?;
     }
-    let sandbox = Arc::new(Sandbox::from_registry(&registry)?);
+    let sandbox = Arc::new(Sandbox::from_registry(&registry, recorded)?);
     let (addr, _server) = sandbox.clone().serve("127.0.0.1:0").await?;
     let browser = Browser::launch(browser_config(args.webdriver.clone(), None)).await?;
     let cards: Vec<ScenarioCard> = sandbox
@@ -599,8 +623,8 @@ async fn demo_card(
     sandbox: &Sandbox,
     card: &ScenarioCard,
 ) -> anyhow::Result<(Outcome, u64)> {
+    use pairing_worker::kit::sandbox::script::Delivery;
     use pairing_worker::queue::{AccountSecrets, JobKind, JobState, NewAccount};
-    use pairing_worker::sandbox::script::Delivery;
     const ORG: &str = "demo";
     let silent =
         card.expected == Outcome::TwoFactor(pairing_worker::outcome::TwoFactor::CodeTimeout);

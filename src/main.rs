@@ -37,11 +37,14 @@ impl Sources {
             .providers
             .clone()
             .map_or_else(Files::embedded_providers, Files::Disk);
-        let fixtures = self
-            .fixtures
+        Ok(Registry::load(providers)?)
+    }
+
+    /// The developer kit's recorded pages (the sandbox, the checklist, fixture checks).
+    pub fn recorded(&self) -> Files {
+        self.fixtures
             .clone()
-            .map_or_else(Files::embedded_fixtures, Files::Disk);
-        Ok(Registry::load(providers, fixtures)?)
+            .map_or_else(pairing_worker::kit::fixtures::embedded, Files::Disk)
     }
 }
 
@@ -82,6 +85,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // A closed pipe (`classify … | head`) ends the process quietly, as for any Unix tool, instead
+    // of a panic inside `println!`.
+    // SAFETY: called first, before any thread exists; SIG_DFL is always a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     cli::init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -90,18 +99,19 @@ fn main() -> ExitCode {
         .expect("tokio runtime");
     let result: anyhow::Result<ExitCode> = runtime.block_on(async {
         let registry = cli.sources.registry().context("loading provider specs")?;
+        let recorded = cli.sources.recorded();
         match cli.command {
-            Command::Providers(args) => cli::providers(&registry, args),
+            Command::Providers(args) => cli::providers(&registry, &recorded, args),
             Command::Outcomes => {
                 print!("{}", pairing_worker::outcome::decision_table_markdown());
                 Ok(ExitCode::SUCCESS)
             }
             Command::Classify(args) => cli::classify(&registry, args),
             Command::Pair(args) => cli::pair(registry, args).await,
-            Command::Sandbox(args) => cli::sandbox(registry, args).await,
-            Command::Demo(args) => cli::demo(registry, args).await,
-            Command::Fixture(command) => cli::fixture(&registry, command),
-            Command::Serve(args) => ops::serve(registry, args).await,
+            Command::Sandbox(args) => cli::sandbox(registry, &recorded, args).await,
+            Command::Demo(args) => cli::demo(registry, &recorded, args).await,
+            Command::Fixture(command) => cli::fixture(&registry, &recorded, command),
+            Command::Serve(args) => ops::serve(registry, &recorded, args).await,
             Command::Keys(command) => ops::keys(command).await,
             Command::Accounts(command) => ops::accounts(&registry, command).await,
             Command::Jobs(command) => ops::jobs(command).await,

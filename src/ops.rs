@@ -13,11 +13,11 @@ use clap::{Args, Subcommand};
 use pairing_worker::api::ApiState;
 use pairing_worker::browser::Browser;
 use pairing_worker::engine::pairing::PairingOptions;
-use pairing_worker::provider::Registry;
+use pairing_worker::kit::sandbox::Sandbox;
+use pairing_worker::provider::{Files, Registry};
 use pairing_worker::queue::{
     AccountSecrets, JobKind, Key, KeyError, KeyRing, NewAccount, Queue, QueueConfig, StoreRef,
 };
-use pairing_worker::sandbox::Sandbox;
 use pairing_worker::secret::Credentials;
 use pairing_worker::worker::{Worker, WorkerConfig};
 
@@ -176,14 +176,18 @@ impl NetworkArgs {
 
 /// Runs the worker until SIGTERM or Ctrl-C: stops claiming, lets running jobs finish within the
 /// grace period (or releases them), deletes browser sessions, exits 0.
-pub async fn serve(registry: Registry, args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub async fn serve(
+    registry: Registry,
+    recorded: &Files,
+    args: ServeArgs,
+) -> anyhow::Result<ExitCode> {
     let reach = args.network.reach();
     // The worker's mailbox connections read the process's policy.
     pairing_worker::reach::set_global(reach.clone());
     let queue = Arc::new(args.database.open().await?);
     let registry = Arc::new(registry);
     let portal_base = if args.sandbox {
-        let sandbox = Arc::new(Sandbox::from_registry(&registry)?);
+        let sandbox = Arc::new(Sandbox::from_registry(&registry, recorded)?);
         let (addr, _task) = sandbox.serve("127.0.0.1:0").await?;
         eprintln!("sandbox portals on http://{addr}/");
         Some(format!("http://{addr}"))

@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use pairing_worker::api::{ApiState, BODY_LIMIT};
-use pairing_worker::sandbox::AccountChange;
+use pairing_worker::kit::sandbox::AccountChange;
 
 const PASSWORD: &str = "Sandbox-Pass-1";
 

@@ -13,9 +13,9 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use pairing_worker::browser::{Browser, BrowserConfig, BrowserError};
 use pairing_worker::codes::NoCodes;
 use pairing_worker::engine::pairing::{pair_in_new_session, PairingError, PairingOptions};
+use pairing_worker::kit::sandbox::{run_card, Sandbox};
 use pairing_worker::outcome::{InvalidCredentials, Outcome, TwoFactor};
 use pairing_worker::provider::Registry;
-use pairing_worker::sandbox::{run_card, Sandbox};
 use pairing_worker::secret::{Credentials, SecretString};
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
@@ -38,7 +38,10 @@ fn env() -> Result<&'static Env, Failed> {
     ENV.get_or_init(|| {
         RUNTIME.block_on(async {
             let registry = Registry::from_source_tree().map_err(|e| e.to_string())?;
-            let sandbox = Arc::new(Sandbox::from_registry(&registry).map_err(|e| e.to_string())?);
+            let sandbox = Arc::new(
+                Sandbox::from_registry(&registry, &pairing_worker::kit::fixtures::source_tree())
+                    .map_err(|e| e.to_string())?,
+            );
             let (addr, _task) = sandbox
                 .clone()
                 .serve("127.0.0.1:0")
@@ -100,7 +103,7 @@ fn main() {
     let present = chromedriver_present();
     let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
     let registry = Registry::from_source_tree().expect("specs load");
-    let cards = Sandbox::from_registry(&registry)
+    let cards = Sandbox::from_registry(&registry, &pairing_worker::kit::fixtures::source_tree())
         .expect("sandbox builds")
         .scenarios();
 
@@ -255,7 +258,7 @@ fn main() {
             check(meta.contains("https://partner-hub.deliveroo.com/login"), || format!("meta.json has no portal URL: {meta}"))?;
             check(meta.contains("\"status\": 200"), || format!("meta.json has no status: {meta}"))?;
             let into = tempfile::tempdir().map_err(|e| e.to_string())?;
-            let page = pairing_worker::engine::artifacts::promote(&folder, "deliveroo", "new_design", into.path()).map_err(|e| e.to_string())?;
+            let page = pairing_worker::kit::promote::promote(&folder, "deliveroo", "new_design", into.path()).map_err(|e| e.to_string())?;
             let expected = std::fs::read_to_string(page.with_extension("toml")).map_err(|e| e.to_string())?;
             check(expected.contains("url = \"https://partner-hub.deliveroo.com/login\"") && expected.contains("status = 200"), || format!("fixture add wrote {expected}"))?;
             Ok(())
@@ -377,9 +380,10 @@ fn main() {
                 .collect();
         }
     }
-    let all_cards = Sandbox::from_registry(&registry)
-        .expect("sandbox builds")
-        .scenarios();
+    let all_cards =
+        Sandbox::from_registry(&registry, &pairing_worker::kit::fixtures::source_tree())
+            .expect("sandbox builds")
+            .scenarios();
     let conclusion = libtest_mimic::run(&args, trials);
     // The shared browser lives in a static, which is never dropped: stop its chromedriver here.
     if let Some(Ok(env)) = ENV.get() {

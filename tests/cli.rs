@@ -295,8 +295,12 @@ fn provider_checklist_is_regenerated() {
     let registry = pairing_worker::provider::Registry::from_source_tree().unwrap();
     let corpus =
         pairing_worker::provider::Files::Disk(Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus"));
-    let generated = pairing_worker::provider::checklist::markdown(&registry, Some(&corpus))
-        .expect("every page, script and corpus file loads");
+    let generated = pairing_worker::kit::checklist::markdown(
+        &registry,
+        &pairing_worker::kit::fixtures::source_tree(),
+        Some(&corpus),
+    )
+    .expect("every page, script and corpus file loads");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/checklist.md");
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(committed == generated, "docs/checklist.md is stale: run `cargo run -- --providers providers --fixtures fixtures providers --checklist --corpus corpus > docs/checklist.md`");

@@ -3,8 +3,8 @@
 //! exact / unrecognised / wrong per provider and language group, printed with `--nocapture`.
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use pairing_worker::corpus::{self, Verdict};
-use pairing_worker::fixtures;
+use pairing_worker::kit::corpus::{self, Verdict};
+use pairing_worker::kit::fixtures;
 use pairing_worker::provider::{Files, Registry};
 
 fn main() {
@@ -22,7 +22,8 @@ fn main() {
                 continue;
             }
         };
-        let recorded = fixtures::load(&registry.fixtures, &spec.id).expect("fixtures load");
+        let recorded = fixtures::load(&pairing_worker::kit::fixtures::source_tree(), &spec.id)
+            .expect("fixtures load");
         pages.extend(corpus::variants(spec, &recorded));
         {
             let (spec, pages) = (spec.clone(), pages.clone());

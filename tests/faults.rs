@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 
 use pairing_worker::browser::{Browser, BrowserConfig};
+use pairing_worker::kit::sandbox::Sandbox;
 use pairing_worker::provider::Registry;
 use pairing_worker::queue::{
     AccountSecrets, Job, JobKind, JobState, NewAccount, Queue, QueueConfig, SubmitError,
 };
-use pairing_worker::sandbox::Sandbox;
 use pairing_worker::secret::Credentials;
 
 const ORG: &str = "org-faults";
@@ -109,7 +109,9 @@ async fn a_browser_failing_after_the_submit_spends_the_budget_and_no_more() {
     // The real chromedriver, behind a proxy that fails the first command after each post.
     let upstream = Browser::launch(BrowserConfig::default()).await.unwrap();
     let registry = Registry::from_source_tree().unwrap();
-    let sandbox = Arc::new(Sandbox::from_registry(&registry).unwrap());
+    let sandbox = Arc::new(
+        Sandbox::from_registry(&registry, &pairing_worker::kit::fixtures::source_tree()).unwrap(),
+    );
     let punished = Arc::new(AtomicU32::new(0));
     let rule = {
         let (sandbox, punished) = (sandbox.clone(), punished.clone());

@@ -3,16 +3,16 @@
 //! matches no rule, or two rules, fails.
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use pairing_worker::fixtures;
+use pairing_worker::kit::fixtures;
+use pairing_worker::kit::sandbox::script::SandboxScript;
 use pairing_worker::provider::Registry;
-use pairing_worker::sandbox::script::SandboxScript;
 
 fn main() {
     let args = Arguments::from_args();
     let registry = Registry::from_source_tree().unwrap_or_else(|e| panic!("specs must load: {e}"));
     let mut trials = Vec::new();
     for spec in registry.supported() {
-        let pages = match fixtures::load(&registry.fixtures, &spec.id) {
+        let pages = match fixtures::load(&pairing_worker::kit::fixtures::source_tree(), &spec.id) {
             Ok(pages) => pages,
             Err(problem) => {
                 trials.push(Trial::test(format!("{}::load", spec.id), move || {
@@ -22,7 +22,11 @@ fn main() {
             }
         };
         {
-            let (files, id, pages) = (registry.fixtures.clone(), spec.id.clone(), pages.clone());
+            let (files, id, pages) = (
+                pairing_worker::kit::fixtures::source_tree(),
+                spec.id.clone(),
+                pages.clone(),
+            );
             trials.push(Trial::test(format!("{id}::sandbox_script"), move || {
                 match SandboxScript::load(&files, &id, &pages) {
                     Ok(Some(_)) => Ok(()),

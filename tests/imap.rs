@@ -14,10 +14,10 @@ use pairing_worker::browser::{Browser, BrowserConfig};
 use pairing_worker::codes::mailbox::{self, MailboxError};
 use pairing_worker::codes::{AccountCodes, EmailCodeRule, MailboxWatch};
 use pairing_worker::engine::pairing::{pair_in_new_session, PairingOptions};
+use pairing_worker::kit::sandbox::{MailDelivery, Sandbox};
 use pairing_worker::outcome::Outcome;
 use pairing_worker::provider::Registry;
 use pairing_worker::reach::{parse_range, Policy, Reach};
-use pairing_worker::sandbox::{MailDelivery, Sandbox};
 use pairing_worker::secret::{Credentials, ExposeSecret, SecretString};
 use regex::Regex;
 
@@ -112,12 +112,14 @@ fn main() {
     // loopback, as `serve --allow-private-hosts 127.0.0.0/8` would.
     pairing_worker::reach::set_global(loopback());
     let registry = Registry::from_source_tree().expect("specs load");
-    let sandbox = Sandbox::from_registry(&registry).expect("sandbox builds");
+    let sandbox = Sandbox::from_registry(&registry, &pairing_worker::kit::fixtures::source_tree())
+        .expect("sandbox builds");
     let email_cards: Vec<_> = sandbox
         .scenarios()
         .into_iter()
         .filter(|c| {
-            c.delivery == Some(pairing_worker::sandbox::script::Delivery::Email) && c.supply_code
+            c.delivery == Some(pairing_worker::kit::sandbox::script::Delivery::Email)
+                && c.supply_code
         })
         .collect();
     let mut users: Vec<&str> = email_cards.iter().map(|c| c.username.as_str()).collect();
@@ -131,12 +133,14 @@ fn main() {
         move || {
             RUNTIME.block_on(async {
                 let config = s.mailbox(WATCHED);
-                mailbox::deliver(&config, &mail(Some("1111")))
+                pairing_worker::kit::mailbox::deliver(&config, &mail(Some("1111")))
                     .await
                     .map_err(fail)?; // before the request: ignored
                 let mut watch = MailboxWatch::start(&config).await.map_err(fail)?;
-                mailbox::deliver(&config, &mail(None)).await.map_err(fail)?; // no code in it
-                mailbox::deliver(&config, &mail(Some("4821")))
+                pairing_worker::kit::mailbox::deliver(&config, &mail(None))
+                    .await
+                    .map_err(fail)?; // no code in it
+                pairing_worker::kit::mailbox::deliver(&config, &mail(Some("4821")))
                     .await
                     .map_err(fail)?;
                 let code = watch
@@ -147,7 +151,7 @@ fn main() {
                 if code.expose_secret() != "4821" {
                     return Err("read the wrong code".into());
                 }
-                mailbox::deliver(&config, &mail(Some("4821")))
+                pairing_worker::kit::mailbox::deliver(&config, &mail(Some("4821")))
                     .await
                     .map_err(fail)?; // the same code again
                 let again = watch
@@ -313,14 +317,19 @@ fn main() {
                     AccountSecrets, JobKind, Key, KeyRing, NewAccount, Queue, QueueConfig,
                 };
                 use pairing_worker::worker::{Worker, WorkerConfig};
-                let sandbox = Arc::new(Sandbox::from_registry(&registry).map_err(fail)?.with_mail(
-                    MailDelivery {
+                let sandbox = Arc::new(
+                    Sandbox::from_registry(
+                        &registry,
+                        &pairing_worker::kit::fixtures::source_tree(),
+                    )
+                    .map_err(fail)?
+                    .with_mail(MailDelivery {
                         host: "127.0.0.1".into(),
                         port: s.port,
                         ca_file: Some(s.ca_file()),
                         password: s.password.clone(),
-                    },
-                ));
+                    }),
+                );
                 let registry = Arc::new(registry);
                 RUNTIME.block_on(async {
                     let (addr, _server) =
@@ -402,14 +411,19 @@ fn main() {
                     .email_code
                     .clone()
                     .ok_or("the provider's spec has no [email_code]")?;
-                let sandbox = Arc::new(Sandbox::from_registry(&registry).map_err(fail)?.with_mail(
-                    MailDelivery {
+                let sandbox = Arc::new(
+                    Sandbox::from_registry(
+                        &registry,
+                        &pairing_worker::kit::fixtures::source_tree(),
+                    )
+                    .map_err(fail)?
+                    .with_mail(MailDelivery {
                         host: "127.0.0.1".into(),
                         port: s.port,
                         ca_file: Some(s.ca_file()),
                         password: s.password.clone(),
-                    },
-                ));
+                    }),
+                );
                 let report = RUNTIME.block_on(async {
                     let (addr, _server) =
                         sandbox.clone().serve("127.0.0.1:0").await.map_err(fail)?;

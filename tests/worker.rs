@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 
+use pairing_worker::kit::sandbox::AccountChange;
 use pairing_worker::outcome::{InvalidCredentials, Outcome, StoreConfig, TwoFactor};
 use pairing_worker::queue::{
     AccountSecrets, AccountUpdate, Change, CodeError, Job, JobKind, JobState, NewAccount,
     SubmitError,
 };
-use pairing_worker::sandbox::AccountChange;
 use pairing_worker::secret::Credentials;
 
 const ORG: &str = "org-sandbox";

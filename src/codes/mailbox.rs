@@ -220,7 +220,7 @@ async fn connect_checked(
     }
 }
 
-fn protocol(e: async_imap::error::Error) -> MailboxError {
+pub(crate) fn protocol(e: async_imap::error::Error) -> MailboxError {
     MailboxError::Protocol(e.to_string())
 }
 
@@ -334,17 +334,6 @@ impl MailboxWatch {
     pub async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.session.logout()).await;
     }
-}
-
-/// Puts a message straight into a mailbox (IMAP APPEND): how the sandbox "sends" code emails.
-pub async fn deliver(config: &MailboxConfig, message: &[u8]) -> Result<(), MailboxError> {
-    let mut session = connect(config, Duration::from_secs(10)).await?;
-    session
-        .append(&config.folder, None, None, message)
-        .await
-        .map_err(protocol)?;
-    let _ = session.logout().await;
-    Ok(())
 }
 
 #[cfg(test)]

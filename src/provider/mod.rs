@@ -2,7 +2,6 @@
 //! specs of those we support.
 
 pub mod catalog;
-pub mod checklist;
 pub mod spec;
 
 use std::collections::BTreeMap;
@@ -17,9 +16,8 @@ pub use spec::{ProviderSpec, SpecError};
 pub use catalog::{CatalogEntry, SupportStatus};
 
 static EMBEDDED_PROVIDERS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/providers");
-static EMBEDDED_FIXTURES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/fixtures");
 
-/// Where specs or fixtures come from: compiled into the binary, or a folder an adapter developer
+/// Where specs (or the kit's recorded pages) come from: compiled into the binary, or a folder an adapter developer
 /// is editing.
 #[derive(Debug, Clone)]
 pub enum Files {
@@ -30,10 +28,6 @@ pub enum Files {
 impl Files {
     pub fn embedded_providers() -> Files {
         Files::Embedded(&EMBEDDED_PROVIDERS)
-    }
-
-    pub fn embedded_fixtures() -> Files {
-        Files::Embedded(&EMBEDDED_FIXTURES)
     }
 
     /// Names of the files directly in `dir` (relative to the root), sorted.
@@ -97,7 +91,6 @@ pub struct ProviderInfo {
     pub markets: Vec<String>,
     pub status: SupportStatus,
     pub languages: Vec<String>,
-    pub recorded_pages: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -105,27 +98,23 @@ pub struct Registry {
     specs: BTreeMap<String, Arc<ProviderSpec>>,
     /// Every platform there is, supported or planned, in the catalog's order.
     catalog: Arc<Vec<CatalogEntry>>,
-    pub fixtures: Files,
     /// The shared lexicon, walls and surfaces every spec was compiled with.
     pub shared: Arc<crate::lexicon::Shared>,
 }
 
 impl Registry {
-    /// The specs and fixtures compiled into this binary.
+    /// The specs compiled into this binary.
     pub fn embedded() -> Result<Registry, RegistryError> {
-        Registry::load(Files::embedded_providers(), Files::embedded_fixtures())
+        Registry::load(Files::embedded_providers())
     }
 
-    /// This crate's own `providers/` and `fixtures/` folders on disk (tests, developers).
+    /// This crate's own `providers/` folder on disk (tests, developers).
     pub fn from_source_tree() -> Result<Registry, RegistryError> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        Registry::load(
-            Files::Disk(root.join("providers")),
-            Files::Disk(root.join("fixtures")),
-        )
+        Registry::load(Files::Disk(root.join("providers")))
     }
 
-    pub fn load(providers: Files, fixtures: Files) -> Result<Registry, RegistryError> {
+    pub fn load(providers: Files) -> Result<Registry, RegistryError> {
         if let Files::Disk(dir) = &providers {
             std::fs::read_dir(dir)
                 .map_err(|e| RegistryError::Folder(dir.display().to_string(), e))?;
@@ -190,7 +179,6 @@ impl Registry {
         Ok(Registry {
             specs,
             catalog: Arc::new(catalog),
-            fixtures,
             shared,
         })
     }
@@ -230,12 +218,6 @@ impl Registry {
                     markets: entry.markets.clone(),
                     status: entry.status,
                     languages: spec.map(|s| s.languages.clone()).unwrap_or_default(),
-                    recorded_pages: self
-                        .fixtures
-                        .list(&entry.id)
-                        .iter()
-                        .filter(|f| f.ends_with(".html"))
-                        .count(),
                 }
             })
             .collect()

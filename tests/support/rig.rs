@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pairing_worker::browser::{Browser, BrowserConfig};
+use pairing_worker::kit::sandbox::Sandbox;
 use pairing_worker::provider::Registry;
 use pairing_worker::queue::{Key, KeyRing, Queue, QueueConfig};
-use pairing_worker::sandbox::Sandbox;
 use pairing_worker::worker::{Worker, WorkerConfig};
 
 use super::databases::TestDatabase;
@@ -43,9 +43,12 @@ impl Rig {
 
     pub async fn start_with(options: RigOptions) -> Rig {
         let registry = Arc::new(Registry::from_source_tree().unwrap());
-        let sandbox = options
-            .sandbox
-            .unwrap_or_else(|| Arc::new(Sandbox::from_registry(&registry).unwrap()));
+        let sandbox = options.sandbox.unwrap_or_else(|| {
+            Arc::new(
+                Sandbox::from_registry(&registry, &pairing_worker::kit::fixtures::source_tree())
+                    .unwrap(),
+            )
+        });
         let (portal, _) = sandbox.clone().serve("127.0.0.1:0").await.unwrap();
         let db = TestDatabase::sqlite();
         let keys = KeyRing::parse(&Key::generate_line(), None).unwrap();

@@ -8,9 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use pairing_worker::browser::{Browser, BrowserConfig};
+use pairing_worker::kit::sandbox::Sandbox;
 use pairing_worker::provider::Registry;
 use pairing_worker::queue::{Key, KeyRing, Queue, QueueConfig};
-use pairing_worker::sandbox::Sandbox;
 
 use super::databases::TestDatabase;
 
@@ -26,7 +26,10 @@ pub struct Stage {
 impl Stage {
     pub async fn start() -> Stage {
         let registry = Registry::from_source_tree().unwrap();
-        let sandbox = Arc::new(Sandbox::from_registry(&registry).unwrap());
+        let sandbox = Arc::new(
+            Sandbox::from_registry(&registry, &pairing_worker::kit::fixtures::source_tree())
+                .unwrap(),
+        );
         let (addr, _) = sandbox.clone().serve("127.0.0.1:0").await.unwrap();
         let browser = Browser::launch(BrowserConfig::default()).await.unwrap();
         let db = TestDatabase::sqlite();

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::classify::{classify_snapshot, Snapshot};
-use crate::fixtures::Fixture;
+use crate::kit::fixtures::Fixture;
 use crate::outcome::{self, Outcome};
 use crate::provider::{Files, ProviderSpec};
 

@@ -15,8 +15,8 @@ use axum::extract::State;
 use axum::routing::{any, get};
 use axum::{Json, Router};
 
-use crate::fixtures::{self, Fixture};
-use crate::provider::{ProviderSpec, Registry};
+use crate::kit::fixtures::{self, Fixture};
+use crate::provider::{Files, ProviderSpec, Registry};
 use script::{Delivery, SandboxScript, Scenario, ScenarioCard};
 
 /// One provider's fake portal.
@@ -186,13 +186,14 @@ pub struct LoginAttempts {
 pub struct SandboxError(String);
 
 impl Sandbox {
-    /// Builds a portal for every supported provider that has recorded pages and a script.
-    pub fn from_registry(registry: &Registry) -> Result<Sandbox, SandboxError> {
+    /// Builds a portal for every supported provider that has recorded pages (in `recorded`) and a
+    /// script.
+    pub fn from_registry(registry: &Registry, recorded: &Files) -> Result<Sandbox, SandboxError> {
         let mut portals = BTreeMap::new();
         for spec in registry.supported() {
-            let pages = fixtures::load(&registry.fixtures, &spec.id).map_err(SandboxError)?;
+            let pages = fixtures::load(recorded, &spec.id).map_err(SandboxError)?;
             let Some(script) =
-                SandboxScript::load(&registry.fixtures, &spec.id, &pages).map_err(SandboxError)?
+                SandboxScript::load(recorded, &spec.id, &pages).map_err(SandboxError)?
             else {
                 continue;
             };
@@ -264,7 +265,7 @@ impl Sandbox {
             ca_file: mail.ca_file.clone(),
             folder: "INBOX".into(),
         };
-        match crate::codes::mailbox::deliver(&config, message.as_bytes()).await {
+        match crate::kit::mailbox::deliver(&config, message.as_bytes()).await {
             // The code is available once it is in the mailbox.
             Ok(()) => {
                 let key = account_key(&out.provider, &out.username);

@@ -207,3 +207,25 @@ impl Fixture {
             .collect()
     }
 }
+
+static EMBEDDED: include_dir::Dir<'static> =
+    include_dir::include_dir!("$CARGO_MANIFEST_DIR/fixtures");
+
+/// The recorded pages compiled into this binary.
+pub fn embedded() -> Files {
+    Files::Embedded(&EMBEDDED)
+}
+
+/// This crate's own `fixtures/` folder on disk (tests, developers).
+pub fn source_tree() -> Files {
+    Files::Disk(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures"))
+}
+
+/// How many pages are recorded for `provider`.
+pub fn count(files: &Files, provider: &str) -> usize {
+    files
+        .list(provider)
+        .iter()
+        .filter(|f| f.ends_with(".html"))
+        .count()
+}

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::fixtures::Fixture;
+use crate::kit::fixtures::Fixture;
 use crate::outcome::{self, Outcome};
 use crate::provider::Files;
 

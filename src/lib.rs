@@ -8,6 +8,7 @@ pub mod browser;
 pub mod codes;
 pub mod digits;
 pub mod engine;
+#[cfg(feature = "kit")]
 pub mod kit;
 pub mod lexicon;
 pub mod metrics;

@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand};
 use pairing_worker::provider::{Files, Registry};
 
 mod cli;
+#[cfg(feature = "kit")]
+mod kit_cli;
 mod lexicon_cli;
 mod ops;
 
@@ -41,6 +43,7 @@ impl Sources {
     }
 
     /// The developer kit's recorded pages (the sandbox, the checklist, fixture checks).
+    #[cfg(feature = "kit")]
     pub fn recorded(&self) -> Files {
         self.fixtures
             .clone()
@@ -59,12 +62,15 @@ enum Command {
     /// Log into one portal in a real browser and print the outcome as JSON.
     Pair(cli::PairArgs),
     /// Serve the recorded pages as stateful fake portals.
-    Sandbox(cli::SandboxArgs),
+    #[cfg(feature = "kit")]
+    Sandbox(kit_cli::SandboxArgs),
     /// Start the sandbox and run every scenario of every supported provider in the browser.
-    Demo(cli::DemoArgs),
+    #[cfg(feature = "kit")]
+    Demo(kit_cli::DemoArgs),
     /// Recorded pages: check them, or turn an unrecognised page into a new one.
+    #[cfg(feature = "kit")]
     #[command(subcommand)]
-    Fixture(cli::FixtureCommand),
+    Fixture(kit_cli::FixtureCommand),
     /// Run the worker: claim pairing jobs from the queue until SIGTERM.
     Serve(ops::ServeArgs),
     /// Encryption keys for stored secrets: generate one, or rotate everything to the current one.
@@ -99,19 +105,27 @@ fn main() -> ExitCode {
         .expect("tokio runtime");
     let result: anyhow::Result<ExitCode> = runtime.block_on(async {
         let registry = cli.sources.registry().context("loading provider specs")?;
-        let recorded = cli.sources.recorded();
+        #[cfg(feature = "kit")]
+        let kit_pages = cli.sources.recorded();
+        #[cfg(feature = "kit")]
+        let recorded = Some(&kit_pages);
+        #[cfg(not(feature = "kit"))]
+        let recorded: Option<&Files> = None;
         match cli.command {
-            Command::Providers(args) => cli::providers(&registry, &recorded, args),
+            Command::Providers(args) => cli::providers(&registry, recorded, args),
             Command::Outcomes => {
                 print!("{}", pairing_worker::outcome::decision_table_markdown());
                 Ok(ExitCode::SUCCESS)
             }
             Command::Classify(args) => cli::classify(&registry, args),
             Command::Pair(args) => cli::pair(registry, args).await,
-            Command::Sandbox(args) => cli::sandbox(registry, &recorded, args).await,
-            Command::Demo(args) => cli::demo(registry, &recorded, args).await,
-            Command::Fixture(command) => cli::fixture(&registry, &recorded, command),
-            Command::Serve(args) => ops::serve(registry, &recorded, args).await,
+            #[cfg(feature = "kit")]
+            Command::Sandbox(args) => kit_cli::sandbox(registry, &kit_pages, args).await,
+            #[cfg(feature = "kit")]
+            Command::Demo(args) => kit_cli::demo(registry, &kit_pages, args).await,
+            #[cfg(feature = "kit")]
+            Command::Fixture(command) => kit_cli::fixture(&registry, &kit_pages, command),
+            Command::Serve(args) => ops::serve(registry, recorded, args).await,
             Command::Keys(command) => ops::keys(command).await,
             Command::Accounts(command) => ops::accounts(&registry, command).await,
             Command::Jobs(command) => ops::jobs(command).await,

@@ -13,7 +13,6 @@ use clap::{Args, Subcommand};
 use pairing_worker::api::ApiState;
 use pairing_worker::browser::Browser;
 use pairing_worker::engine::pairing::PairingOptions;
-use pairing_worker::kit::sandbox::Sandbox;
 use pairing_worker::provider::{Files, Registry};
 use pairing_worker::queue::{
     AccountSecrets, JobKind, Key, KeyError, KeyRing, NewAccount, Queue, QueueConfig, StoreRef,
@@ -178,7 +177,7 @@ impl NetworkArgs {
 /// grace period (or releases them), deletes browser sessions, exits 0.
 pub async fn serve(
     registry: Registry,
-    recorded: &Files,
+    recorded: Option<&Files>,
     args: ServeArgs,
 ) -> anyhow::Result<ExitCode> {
     let reach = args.network.reach();
@@ -186,11 +185,22 @@ pub async fn serve(
     pairing_worker::reach::set_global(reach.clone());
     let queue = Arc::new(args.database.open().await?);
     let registry = Arc::new(registry);
+    // Held until the worker stops: the in-process sandbox serves while it lives.
+    let mut _sandbox_task = None;
     let portal_base = if args.sandbox {
-        let sandbox = Arc::new(Sandbox::from_registry(&registry, recorded)?);
-        let (addr, _task) = sandbox.serve("127.0.0.1:0").await?;
-        eprintln!("sandbox portals on http://{addr}/");
-        Some(format!("http://{addr}"))
+        #[cfg(not(feature = "kit"))]
+        anyhow::bail!("--sandbox needs the developer kit: build with `--features kit`");
+        #[cfg(feature = "kit")]
+        {
+            let recorded = recorded.context("the kit's recorded pages")?;
+            let sandbox = Arc::new(pairing_worker::kit::sandbox::Sandbox::from_registry(
+                &registry, recorded,
+            )?);
+            let (addr, task) = sandbox.serve("127.0.0.1:0").await?;
+            _sandbox_task = Some(task);
+            eprintln!("sandbox portals on http://{addr}/");
+            Some(format!("http://{addr}"))
+        }
     } else {
         args.portal_base.clone()
     };

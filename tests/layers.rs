@@ -18,7 +18,14 @@ fn product_sources() -> Vec<PathBuf> {
                 .to_string();
             // The kit itself, and the binary that composes product and kit for the command line.
             if relative == "kit"
-                || ["main.rs", "cli.rs", "ops.rs", "lexicon_cli.rs"].contains(&relative.as_str())
+                || [
+                    "main.rs",
+                    "cli.rs",
+                    "kit_cli.rs",
+                    "ops.rs",
+                    "lexicon_cli.rs",
+                ]
+                .contains(&relative.as_str())
             {
                 continue;
             }

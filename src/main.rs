@@ -29,6 +29,7 @@ pub struct Sources {
     #[arg(long, global = true, env = "PAIRING_WORKER_PROVIDERS")]
     providers: Option<PathBuf>,
     /// Read recorded pages from this folder instead of the embedded ones.
+    #[cfg(feature = "kit")]
     #[arg(long, global = true, env = "PAIRING_WORKER_FIXTURES")]
     fixtures: Option<PathBuf>,
 }

@@ -186,10 +186,13 @@ pub async fn serve(
     let queue = Arc::new(args.database.open().await?);
     let registry = Arc::new(registry);
     // Held until the worker stops: the in-process sandbox serves while it lives.
-    let mut _sandbox_task = None;
+    let mut _sandbox_task: Option<tokio::task::JoinHandle<()>> = None;
     let portal_base = if args.sandbox {
         #[cfg(not(feature = "kit"))]
-        anyhow::bail!("--sandbox needs the developer kit: build with `--features kit`");
+        {
+            let _ = recorded;
+            anyhow::bail!("--sandbox needs the developer kit: build with `--features kit`");
+        }
         #[cfg(feature = "kit")]
         {
             let recorded = recorded.context("the kit's recorded pages")?;

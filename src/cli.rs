@@ -15,7 +15,7 @@ use pairing_worker::engine::classify::{classify_snapshot, Snapshot};
 use pairing_worker::engine::explain::explain;
 use pairing_worker::engine::pairing::{pair_in_new_session, PairingOptions};
 use pairing_worker::outcome::Outcome;
-use pairing_worker::provider::{Files, Registry};
+use pairing_worker::provider::{FileTree, Registry};
 use pairing_worker::secret::Credentials;
 
 /// `pair` exit codes, documented in `--help` and the README.
@@ -61,7 +61,7 @@ pub struct ProvidersArgs {
 
 pub fn providers(
     registry: &Registry,
-    recorded: Option<&Files>,
+    recorded: Option<&FileTree>,
     args: ProvidersArgs,
 ) -> anyhow::Result<ExitCode> {
     let list = registry.list();
@@ -75,8 +75,10 @@ pub fn providers(
             pairing_worker::kit::checklist::markdown(
                 registry,
                 recorded.expect("built with the kit"),
-                Some(&pairing_worker::provider::Files::Disk(args.corpus.clone()))
-                    .filter(|_| args.corpus.is_dir())
+                Some(&pairing_worker::provider::FileTree::Disk(
+                    args.corpus.clone()
+                ))
+                .filter(|_| args.corpus.is_dir())
             )
             .map_err(|e| anyhow::anyhow!(e))?
         );
@@ -112,7 +114,7 @@ pub fn providers(
 }
 
 /// Pages recorded for a provider (none in a binary built without the developer kit).
-fn recorded_pages(recorded: Option<&Files>, id: &str) -> usize {
+fn recorded_pages(recorded: Option<&FileTree>, id: &str) -> usize {
     #[cfg(feature = "kit")]
     if let Some(files) = recorded {
         return pairing_worker::kit::fixtures::count(files, id);

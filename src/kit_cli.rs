@@ -15,7 +15,7 @@ use pairing_worker::kit::fixtures;
 use pairing_worker::kit::sandbox::script::{SandboxScript, ScenarioCard};
 use pairing_worker::kit::sandbox::Sandbox;
 use pairing_worker::outcome::Outcome;
-use pairing_worker::provider::{Files, Registry};
+use pairing_worker::provider::{FileTree, Registry};
 use pairing_worker::queue::{Key, KeyRing, Queue, QueueConfig};
 use pairing_worker::secret::Credentials;
 use pairing_worker::worker::{Worker, WorkerConfig};
@@ -47,7 +47,7 @@ pub enum FixtureCommand {
 
 pub fn fixture(
     registry: &Registry,
-    recorded: &Files,
+    recorded: &FileTree,
     command: FixtureCommand,
 ) -> anyhow::Result<ExitCode> {
     match command {
@@ -126,7 +126,7 @@ pub struct SandboxArgs {
 
 pub async fn sandbox(
     registry: Registry,
-    recorded: &Files,
+    recorded: &FileTree,
     args: SandboxArgs,
 ) -> anyhow::Result<ExitCode> {
     let sandbox = Arc::new(Sandbox::from_registry(&registry, recorded)?);
@@ -190,7 +190,7 @@ pub struct DemoArgs {
 
 pub async fn demo(
     registry: Registry,
-    recorded: &Files,
+    recorded: &FileTree,
     args: DemoArgs,
 ) -> anyhow::Result<ExitCode> {
     if let Some(provider) = &args.provider {

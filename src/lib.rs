@@ -17,5 +17,5 @@ pub mod provider;
 pub mod queue;
 pub mod reach;
 pub mod secret;
-pub mod webhooks;
+pub mod webhook_delivery;
 pub mod worker;

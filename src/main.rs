@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use pairing_worker::provider::{Files, Registry};
+use pairing_worker::provider::{FileTree, Registry};
 
 mod cli;
 #[cfg(feature = "kit")]
@@ -39,16 +39,16 @@ impl Sources {
         let providers = self
             .providers
             .clone()
-            .map_or_else(Files::embedded_providers, Files::Disk);
+            .map_or_else(FileTree::embedded_providers, FileTree::Disk);
         Ok(Registry::load(providers)?)
     }
 
     /// The developer kit's recorded pages (the sandbox, the checklist, fixture checks).
     #[cfg(feature = "kit")]
-    pub fn recorded(&self) -> Files {
+    pub fn recorded(&self) -> FileTree {
         self.fixtures
             .clone()
-            .map_or_else(pairing_worker::kit::fixtures::embedded, Files::Disk)
+            .map_or_else(pairing_worker::kit::fixtures::embedded, FileTree::Disk)
     }
 }
 
@@ -111,7 +111,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "kit")]
         let recorded = Some(&kit_pages);
         #[cfg(not(feature = "kit"))]
-        let recorded: Option<&Files> = None;
+        let recorded: Option<&FileTree> = None;
         match cli.command {
             Command::Providers(args) => cli::providers(&registry, recorded, args),
             Command::Outcomes => {

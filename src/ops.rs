@@ -13,7 +13,7 @@ use clap::{Args, Subcommand};
 use pairing_worker::api::ApiState;
 use pairing_worker::browser::Browser;
 use pairing_worker::engine::pairing::PairingOptions;
-use pairing_worker::provider::{Files, Registry};
+use pairing_worker::provider::{FileTree, Registry};
 use pairing_worker::queue::{
     AccountSecrets, JobKind, Key, KeyError, KeyRing, NewAccount, Queue, QueueConfig, StoreRef,
 };
@@ -177,7 +177,7 @@ impl NetworkArgs {
 /// grace period (or releases them), deletes browser sessions, exits 0.
 pub async fn serve(
     registry: Registry,
-    recorded: Option<&Files>,
+    recorded: Option<&FileTree>,
     args: ServeArgs,
 ) -> anyhow::Result<ExitCode> {
     let reach = args.network.reach();
@@ -256,9 +256,9 @@ pub async fn serve(
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let worker = Worker::new(queue.clone(), registry, browser.clone(), config);
     let running = tokio::spawn(worker.run(stop.clone()));
-    let webhooks = tokio::spawn(pairing_worker::webhooks::deliver(
+    let webhooks = tokio::spawn(pairing_worker::webhook_delivery::deliver(
         queue.clone(),
-        pairing_worker::webhooks::DeliveryConfig {
+        pairing_worker::webhook_delivery::DeliveryConfig {
             reach,
             ..Default::default()
         },

@@ -358,7 +358,7 @@ impl Worker {
             .acquire_owned()
             .await
             .expect("never closed");
-        let mut codes = TurnGivenUp {
+        let mut codes = CodesReleasingTurn {
             inner: codes,
             turns: self.turns.clone(),
             turn: Some(turn),
@@ -393,7 +393,7 @@ impl Worker {
             &options,
         )
         .await;
-        let TurnGivenUp { inner: codes, .. } = codes; // the turn ends with the pairing
+        let CodesReleasingTurn { inner: codes, .. } = codes; // the turn ends with the pairing
         self.close_later(session);
         crate::metrics::METRICS.session_closed();
         crate::metrics::METRICS.pairing_finished(started.elapsed());
@@ -457,13 +457,13 @@ impl PasswordGuard for QueueGuard<'_> {
 
 /// A job's code sources, giving the job's turn at the browser up while it waits for a code (a
 /// merchant may take minutes) and taking a turn again before the code is typed.
-struct TurnGivenUp<C> {
+struct CodesReleasingTurn<C> {
     inner: C,
     turns: Arc<tokio::sync::Semaphore>,
     turn: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
-impl<C: crate::codes::CodeSource> crate::codes::CodeSource for TurnGivenUp<C> {
+impl<C: crate::codes::CodeSource> crate::codes::CodeSource for CodesReleasingTurn<C> {
     async fn code(
         &mut self,
         request: &crate::outcome::CodeRequest,

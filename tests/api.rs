@@ -50,14 +50,17 @@ impl Api {
             ["127.0.0.0/8", "::1"].map(|r| pairing_worker::reach::parse_range(r).unwrap());
         let reach =
             pairing_worker::reach::Reach::new(pairing_worker::reach::Policy::allowing(loopback));
-        let deliveries = pairing_worker::webhooks::DeliveryConfig {
+        let deliveries = pairing_worker::webhook_delivery::DeliveryConfig {
             poll_interval: Duration::from_millis(50),
             backoff_base: Duration::from_millis(200),
             reach: reach.clone(),
             ..Default::default()
         };
-        let delivering =
-            pairing_worker::webhooks::deliver(rig.queue.clone(), deliveries, rig.stopped.clone());
+        let delivering = pairing_worker::webhook_delivery::deliver(
+            rig.queue.clone(),
+            deliveries,
+            rig.stopped.clone(),
+        );
         tokio::spawn(delivering);
         let state = Arc::new(ApiState {
             queue: rig.queue.clone(),
@@ -190,7 +193,7 @@ impl Receiver {
                 let receiver = receiver.clone();
                 async move {
                     let signature = headers
-                        .get(pairing_worker::webhooks::SIGNATURE_HEADER)
+                        .get(pairing_worker::webhook_delivery::SIGNATURE_HEADER)
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or_default()
                         .to_string();
@@ -219,7 +222,7 @@ impl Receiver {
                 let now = chrono::Utc::now().timestamp();
                 let tolerance = Duration::from_secs(300);
                 assert!(
-                    pairing_worker::webhooks::verify(
+                    pairing_worker::webhook_delivery::verify(
                         secret,
                         signature,
                         body.as_bytes(),

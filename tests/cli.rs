@@ -293,8 +293,9 @@ fn readme_shows_the_real_decision_table() {
 #[test]
 fn provider_checklist_is_regenerated() {
     let registry = pairing_worker::provider::Registry::from_source_tree().unwrap();
-    let corpus =
-        pairing_worker::provider::Files::Disk(Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus"));
+    let corpus = pairing_worker::provider::FileTree::Disk(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus"),
+    );
     let generated = pairing_worker::kit::checklist::markdown(
         &registry,
         &pairing_worker::kit::fixtures::source_tree(),

@@ -5,12 +5,12 @@
 use libtest_mimic::{Arguments, Failed, Trial};
 use pairing_worker::kit::corpus::{self, Verdict};
 use pairing_worker::kit::fixtures;
-use pairing_worker::provider::{Files, Registry};
+use pairing_worker::provider::{FileTree, Registry};
 
 fn main() {
     let args = Arguments::from_args();
     let registry = Registry::from_source_tree().unwrap_or_else(|e| panic!("specs must load: {e}"));
-    let held_out = Files::Disk(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus"));
+    let held_out = FileTree::Disk(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus"));
     let mut trials = Vec::new();
     for spec in registry.supported() {
         let mut pages = match corpus::load(&held_out, &spec.id) {

@@ -113,7 +113,7 @@ async fn a_rebinding_name_is_refused_at_connect_time() {
     );
     assert_eq!(
         delivery.last_error.as_deref(),
-        Some(pairing_worker::webhooks::REFUSED),
+        Some(pairing_worker::webhook_delivery::REFUSED),
         "{delivery:?}"
     );
     assert_eq!(delivery.last_status, None);
@@ -139,7 +139,7 @@ async fn a_stored_ip_literal_url_is_refused_at_delivery() {
     let delivery = api.attempted_delivery().await;
     assert_eq!(
         delivery.last_error.as_deref(),
-        Some(pairing_worker::webhooks::REFUSED),
+        Some(pairing_worker::webhook_delivery::REFUSED),
         "{delivery:?}"
     );
     assert_eq!(
@@ -193,7 +193,7 @@ async fn delivery_errors_do_not_tell_open_ports_from_closed_ones() {
     for (what, error) in &errors {
         assert_eq!(
             error,
-            pairing_worker::webhooks::NO_ANSWER,
+            pairing_worker::webhook_delivery::NO_ANSWER,
             "{what} reads differently: {errors:?}"
         );
     }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::classify::{classify_snapshot, Snapshot};
 use crate::kit::fixtures::Fixture;
 use crate::outcome::{self, Outcome};
-use crate::provider::{Files, ProviderSpec};
+use crate::provider::{FileTree, ProviderSpec};
 
 /// What a corpus page means (`<case>.toml`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,7 +64,7 @@ pub enum Verdict {
 }
 
 /// Loads the hand-written pages of a provider.
-pub fn load(files: &Files, provider: &str) -> Result<Vec<Page>, String> {
+pub fn load(files: &FileTree, provider: &str) -> Result<Vec<Page>, String> {
     let mut out = Vec::new();
     for name in files.list(provider) {
         let Some(case) = name.strip_suffix(".html") else {

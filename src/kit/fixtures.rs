@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::classify::{classify, Classification, Snapshot};
 use crate::outcome::{self, CodeChannel, Outcome};
 use crate::provider::spec::{Action, Css};
-use crate::provider::{Files, ProviderSpec};
+use crate::provider::{FileTree, ProviderSpec};
 
 /// What a recorded page must classify to (`<case>.toml`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,7 +65,7 @@ pub struct Fixture {
 }
 
 /// Loads every recorded page of a provider, sorted by case name.
-pub fn load(files: &Files, provider: &str) -> Result<Vec<Fixture>, String> {
+pub fn load(files: &FileTree, provider: &str) -> Result<Vec<Fixture>, String> {
     let mut out = Vec::new();
     for name in files.list(provider) {
         let Some(case) = name.strip_suffix(".html") else {
@@ -212,17 +212,17 @@ static EMBEDDED: include_dir::Dir<'static> =
     include_dir::include_dir!("$CARGO_MANIFEST_DIR/fixtures");
 
 /// The recorded pages compiled into this binary.
-pub fn embedded() -> Files {
-    Files::Embedded(&EMBEDDED)
+pub fn embedded() -> FileTree {
+    FileTree::Embedded(&EMBEDDED)
 }
 
 /// This crate's own `fixtures/` folder on disk (tests, developers).
-pub fn source_tree() -> Files {
-    Files::Disk(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures"))
+pub fn source_tree() -> FileTree {
+    FileTree::Disk(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures"))
 }
 
 /// How many pages are recorded for `provider`.
-pub fn count(files: &Files, provider: &str) -> usize {
+pub fn count(files: &FileTree, provider: &str) -> usize {
     files
         .list(provider)
         .iter()

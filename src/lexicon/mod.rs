@@ -154,7 +154,7 @@ pub const REQUIRED_LANGUAGES: &[&str] = &[
 impl LexiconSource {
     /// Reads `lexicon/*.toml` (except `walls.toml`, `surfaces.toml`) from a provider folder.
     pub fn load(
-        files: &crate::provider::Files,
+        files: &crate::provider::FileTree,
     ) -> Result<LexiconSource, crate::provider::SpecError> {
         let mut languages = Vec::new();
         for name in files.list("lexicon") {
@@ -215,7 +215,7 @@ impl walls::Compile for Plain {
 
 impl Shared {
     /// Loads `lexicon/` of a provider folder.
-    pub fn load(files: &crate::provider::Files) -> Result<Shared, crate::provider::SpecError> {
+    pub fn load(files: &crate::provider::FileTree) -> Result<Shared, crate::provider::SpecError> {
         let source = LexiconSource::load(files)?;
         let fail = |path: &str, message: String| crate::provider::SpecError {
             file: files.display(path),
@@ -244,7 +244,7 @@ impl Shared {
     /// The lexicon compiled into this binary.
     pub fn embedded() -> &'static Shared {
         static SHARED: std::sync::LazyLock<Shared> = std::sync::LazyLock::new(|| {
-            Shared::load(&crate::provider::Files::embedded_providers())
+            Shared::load(&crate::provider::FileTree::embedded_providers())
                 .unwrap_or_else(|e| panic!("the embedded lexicon must load: {e}"))
         });
         &SHARED
@@ -279,7 +279,7 @@ mod tests {
 
     fn shared() -> Shared {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("providers");
-        Shared::load(&crate::provider::Files::Disk(dir)).expect("the lexicon loads")
+        Shared::load(&crate::provider::FileTree::Disk(dir)).expect("the lexicon loads")
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Files, SpecError};
+use super::{FileTree, SpecError};
 
 pub const CATALOG_FILE: &str = "registry.toml";
 
@@ -35,7 +35,7 @@ struct CatalogFile {
 
 /// Reads and checks the catalog of `providers`; `None` when the folder has none (a scratch folder
 /// of specs uses the catalog compiled into the binary).
-pub fn load(providers: &Files) -> Result<Option<Vec<CatalogEntry>>, SpecError> {
+pub fn load(providers: &FileTree) -> Result<Option<Vec<CatalogEntry>>, SpecError> {
     let Some(text) = providers.read(CATALOG_FILE) else {
         return Ok(None);
     };

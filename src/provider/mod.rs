@@ -20,20 +20,20 @@ static EMBEDDED_PROVIDERS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/prov
 /// Where specs (or the kit's recorded pages) come from: compiled into the binary, or a folder an adapter developer
 /// is editing.
 #[derive(Debug, Clone)]
-pub enum Files {
+pub enum FileTree {
     Embedded(&'static Dir<'static>),
     Disk(PathBuf),
 }
 
-impl Files {
-    pub fn embedded_providers() -> Files {
-        Files::Embedded(&EMBEDDED_PROVIDERS)
+impl FileTree {
+    pub fn embedded_providers() -> FileTree {
+        FileTree::Embedded(&EMBEDDED_PROVIDERS)
     }
 
     /// Names of the files directly in `dir` (relative to the root), sorted.
     pub fn list(&self, dir: &str) -> Vec<String> {
         let mut names: Vec<String> = match self {
-            Files::Embedded(root) => {
+            FileTree::Embedded(root) => {
                 let entries = if dir.is_empty() {
                     Some(root.entries())
                 } else {
@@ -45,7 +45,7 @@ impl Files {
                     .filter_map(|e| e.path().file_name()?.to_str().map(str::to_string))
                     .collect()
             }
-            Files::Disk(root) => std::fs::read_dir(root.join(dir))
+            FileTree::Disk(root) => std::fs::read_dir(root.join(dir))
                 .map(|rd| {
                     rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
                         .collect()
@@ -58,16 +58,16 @@ impl Files {
 
     pub fn read(&self, path: &str) -> Option<String> {
         match self {
-            Files::Embedded(root) => root.get_file(path)?.contents_utf8().map(str::to_string),
-            Files::Disk(root) => std::fs::read_to_string(root.join(path)).ok(),
+            FileTree::Embedded(root) => root.get_file(path)?.contents_utf8().map(str::to_string),
+            FileTree::Disk(root) => std::fs::read_to_string(root.join(path)).ok(),
         }
     }
 
     /// How to name a file of this source in an error.
     pub fn display(&self, path: &str) -> String {
         match self {
-            Files::Embedded(_) => format!("<embedded>/{path}"),
-            Files::Disk(root) => root.join(path).display().to_string(),
+            FileTree::Embedded(_) => format!("<embedded>/{path}"),
+            FileTree::Disk(root) => root.join(path).display().to_string(),
         }
     }
 }
@@ -105,31 +105,31 @@ pub struct Registry {
 impl Registry {
     /// The specs compiled into this binary.
     pub fn embedded() -> Result<Registry, RegistryError> {
-        Registry::load(Files::embedded_providers())
+        Registry::load(FileTree::embedded_providers())
     }
 
     /// This crate's own `providers/` folder on disk (tests, developers).
     pub fn from_source_tree() -> Result<Registry, RegistryError> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        Registry::load(Files::Disk(root.join("providers")))
+        Registry::load(FileTree::Disk(root.join("providers")))
     }
 
-    pub fn load(providers: Files) -> Result<Registry, RegistryError> {
-        if let Files::Disk(dir) = &providers {
+    pub fn load(providers: FileTree) -> Result<Registry, RegistryError> {
+        if let FileTree::Disk(dir) = &providers {
             std::fs::read_dir(dir)
                 .map_err(|e| RegistryError::Folder(dir.display().to_string(), e))?;
         }
         // A folder with its own `lexicon/` is read whole; one with specs only (an adapter
         // developer's scratch folder) uses the lexicon compiled into the binary.
         let shared = Arc::new(match &providers {
-            Files::Disk(_) if !providers.list("lexicon").is_empty() => {
+            FileTree::Disk(_) if !providers.list("lexicon").is_empty() => {
                 crate::lexicon::Shared::load(&providers)?
             }
             _ => crate::lexicon::Shared::embedded().clone(),
         });
         let catalog = match catalog::load(&providers)? {
             Some(catalog) => catalog,
-            None => catalog::load(&Files::embedded_providers())?.unwrap_or_default(),
+            None => catalog::load(&FileTree::embedded_providers())?.unwrap_or_default(),
         };
         let mut specs = BTreeMap::new();
         for name in providers.list("") {

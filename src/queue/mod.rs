@@ -6,8 +6,8 @@
 pub mod keys;
 mod lockout;
 mod model;
+mod outbox;
 mod tokens;
-mod webhooks;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -23,8 +23,8 @@ use zeroize::Zeroizing;
 pub use keys::{Key, KeyError, KeyRing};
 pub use lockout::SubmissionRefused;
 pub use model::*;
+pub use outbox::{DeliveryRecord, DueDelivery};
 pub use tokens::AuditEntry;
-pub use webhooks::{DeliveryRecord, DueDelivery};
 
 use crate::codes::MailboxConfig;
 use crate::outcome::{CodeRequest, Outcome, QueueAction, TwoFactor};

@@ -55,14 +55,14 @@ impl Lite {
             reach: reach.clone(),
         });
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let deliveries = pairing_worker::webhooks::DeliveryConfig {
+        let deliveries = pairing_worker::webhook_delivery::DeliveryConfig {
             poll_interval: Duration::from_millis(20),
             timeout: Duration::from_secs(2),
             backoff_base: Duration::from_secs(60),
             reach,
             ..Default::default()
         };
-        tokio::spawn(pairing_worker::webhooks::deliver(
+        tokio::spawn(pairing_worker::webhook_delivery::deliver(
             queue.clone(),
             deliveries,
             stopped,

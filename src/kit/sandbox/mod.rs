@@ -16,7 +16,7 @@ use axum::routing::{any, get};
 use axum::{Json, Router};
 
 use crate::kit::fixtures::{self, Fixture};
-use crate::provider::{Files, ProviderSpec, Registry};
+use crate::provider::{FileTree, ProviderSpec, Registry};
 use script::{Delivery, SandboxScript, Scenario, ScenarioCard};
 
 /// One provider's fake portal.
@@ -188,7 +188,10 @@ pub struct SandboxError(String);
 impl Sandbox {
     /// Builds a portal for every supported provider that has recorded pages (in `recorded`) and a
     /// script.
-    pub fn from_registry(registry: &Registry, recorded: &Files) -> Result<Sandbox, SandboxError> {
+    pub fn from_registry(
+        registry: &Registry,
+        recorded: &FileTree,
+    ) -> Result<Sandbox, SandboxError> {
         let mut portals = BTreeMap::new();
         for spec in registry.supported() {
             let pages = fixtures::load(recorded, &spec.id).map_err(SandboxError)?;

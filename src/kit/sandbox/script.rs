@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::kit::fixtures::Fixture;
 use crate::outcome::{self, Outcome};
-use crate::provider::Files;
+use crate::provider::FileTree;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -165,7 +165,7 @@ impl Scenario {
 impl SandboxScript {
     /// Loads and cross-checks a provider's script against its recorded pages.
     pub fn load(
-        files: &Files,
+        files: &FileTree,
         provider: &str,
         pages: &[Fixture],
     ) -> Result<Option<SandboxScript>, String> {

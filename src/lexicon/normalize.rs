@@ -17,6 +17,8 @@ pub fn normalize(text: &str) -> String {
             continue;
         }
         space = false;
+        // "٥ محاولات" and "5 محاولات" say the same.
+        let c = crate::digits::ascii_digit(c).unwrap_or(c);
         match c {
             '\u{2018}' | '\u{2019}' | '\u{02bc}' | '\u{2032}' | '`' | '\u{00b4}' => out.push('\''),
             '\u{2010}'..='\u{2015}' | '\u{2212}' => out.push('-'),
@@ -25,10 +27,6 @@ pub fn normalize(text: &str) -> String {
             '\u{064b}'..='\u{065f}' | '\u{0670}' | '\u{0640}' => {}
             '\u{0622}' | '\u{0623}' | '\u{0625}' | '\u{0671}' => out.push('\u{0627}'),
             '\u{0649}' => out.push('\u{064a}'),
-            // "٥ محاولات" and "5 محاولات" say the same.
-            c if crate::digits::ascii_digit(c).is_some_and(|d| d != c) => {
-                out.push(crate::digits::ascii_digit(c).unwrap_or(c));
-            }
             c if is_latin_with_marks(c) => {
                 out.extend(std::iter::once(c).nfd().filter(|m| !is_combining_mark(*m)));
             }

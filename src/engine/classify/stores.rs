@@ -14,34 +14,30 @@ use crate::provider::spec::{Field, ProviderSpec};
 /// not) instead of the banner.
 pub(super) fn banners_about_listed_stores(candidates: &mut Vec<Candidate>, stores: &mut [Store]) {
     let inactive = Outcome::InvalidStoreConfig(StoreConfig::RestaurantInactive);
-    let mut about_stores = Vec::new();
-    for (index, candidate) in candidates.iter().enumerate() {
-        let Some(message) = candidate.message.as_deref() else {
-            continue;
-        };
-        if candidate.outcome != inactive || !matches!(candidate.reason, Reason::Concept { .. }) {
-            continue;
-        }
-        let mut named = false;
-        for store in stores.iter_mut() {
-            if store.name.chars().count() >= 3 && message.contains(store.name.as_str()) {
-                store.state = Some(StoreState::Inactive);
-                named = true;
+    let names_a_store: Vec<bool> = candidates
+        .iter()
+        .map(|candidate| {
+            let about =
+                candidate.outcome == inactive && matches!(candidate.reason, Reason::Concept { .. });
+            let Some(message) = candidate.message.as_deref().filter(|_| about) else {
+                return false;
+            };
+            let mut named = false;
+            for store in stores.iter_mut() {
+                if store.name.chars().count() >= 3 && message.contains(store.name.as_str()) {
+                    store.state = Some(StoreState::Inactive);
+                    named = true;
+                }
             }
-        }
-        if named {
-            about_stores.push(index);
-        }
-    }
+            named
+        })
+        .collect();
     // When the banners name every store, they and the list agree: the portal's words stay.
     if stores.iter().all(|s| s.state == Some(StoreState::Inactive)) {
         return;
     }
-    let mut index = 0;
-    candidates.retain(|_| {
-        index += 1;
-        !about_stores.contains(&(index - 1))
-    });
+    let mut names_a_store = names_a_store.into_iter();
+    candidates.retain(|_| !names_a_store.next().unwrap_or(false));
 }
 
 pub(super) fn read_stores(

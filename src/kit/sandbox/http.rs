@@ -14,13 +14,8 @@ use crate::outcome::Outcome;
 pub(super) async fn index(State(sandbox): State<Arc<Sandbox>>) -> Html<String> {
     let mut out = String::from("<!doctype html><html><head><meta charset=utf-8><title>pairing-worker sandbox</title></head><body><h1>Sandbox portals</h1>");
     for (id, portal) in &sandbox.portals {
-        let (path, query) = portal.path_of(&portal.script.entry);
-        let query = if query.is_empty() {
-            String::new()
-        } else {
-            format!("?{query}")
-        };
-        out.push_str(&format!("<h2><a href=\"/{id}{path}{query}\">{}</a></h2><table border=1><tr><th>scenario</th><th>username</th><th>password</th><th>code</th><th>expected</th></tr>", portal.spec.name));
+        let entry = page_location(portal, &portal.script.entry);
+        out.push_str(&format!("<h2><a href=\"{entry}\">{}</a></h2><table border=1><tr><th>scenario</th><th>username</th><th>password</th><th>code</th><th>expected</th></tr>", portal.spec.name));
         for s in &portal.script.scenarios {
             let card = s.card(id);
             out.push_str(&format!(
@@ -148,7 +143,7 @@ fn answer_get(portal: &Portal, visit: &mut Visit, path: &str, query: &str) -> Re
             .is_some_and(|(host, from)| format!("/{host}{from}") == path)
     });
     match declared {
-        Some(redirect) => found(&portal.location(&redirect.to, visit)),
+        Some(redirect) => found(&portal.absolute(&portal.location(&redirect.to, visit))),
         None => plain(
             StatusCode::NOT_FOUND,
             format!(
@@ -318,13 +313,10 @@ fn go_to(portal: &Portal, visit: &mut Visit, case: String) -> Response {
     visit.current = case;
     let location = match handoff {
         Some(handoff) => {
-            let location = portal.location(&handoff.via, visit);
-            let under = location
-                .strip_prefix(&format!("/{}", portal.spec.id))
-                .unwrap_or(&location);
-            let (path, query) = under.split_once('?').unwrap_or((under, ""));
+            let under = portal.location(&handoff.via, visit);
+            let (path, query) = under.split_once('?').unwrap_or((&under, ""));
             visit.handoff = Some((path.to_string(), query_pairs(query)));
-            location
+            portal.absolute(&under)
         }
         None => page_location(portal, &visit.current),
     };
@@ -333,10 +325,8 @@ fn go_to(portal: &Portal, visit: &mut Visit, case: String) -> Response {
 
 fn page_location(portal: &Portal, case: &str) -> String {
     let (path, query) = portal.path_of(case);
-    let query = if query.is_empty() {
-        String::new()
-    } else {
-        format!("?{query}")
-    };
-    format!("/{}{path}{query}", portal.spec.id)
+    match query.as_str() {
+        "" => portal.absolute(&path),
+        query => portal.absolute(&format!("{path}?{query}")),
+    }
 }

@@ -71,7 +71,8 @@ impl Portal {
         Ok(())
     }
 
-    /// A `host_key:/path` template as a sandbox location (`/<provider>/<host>/<path>`).
+    /// A `host_key:/path` template filled in for this session: the path under `/<provider>`
+    /// (`/<host>/<path>?<query>`).
     fn location(&self, target: &str, visit: &Visit) -> String {
         let (host, path) = script::split_host_path(target).expect("validated at load");
         let mut out = String::new();
@@ -93,7 +94,12 @@ impl Portal {
             rest = &rest[start + len + 1..];
         }
         out.push_str(rest);
-        format!("/{}/{host}{out}", self.spec.id)
+        format!("/{host}{out}")
+    }
+
+    /// Where the browser finds a path under `/<provider>`.
+    fn absolute(&self, under: &str) -> String {
+        format!("/{}{under}", self.spec.id)
     }
 
     fn scenario_for(&self, username: &str) -> Option<usize> {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion};
 use secrecy::SecretString;
 
+use pairing_worker::engine::pairing::PairingReport;
 use pairing_worker::outcome::Outcome;
 use pairing_worker::queue::{
     AccountSecrets, JobKind, Key, KeyRing, NewAccount, Queue, QueueConfig, RunResult,
@@ -42,10 +43,7 @@ async fn accounts(queue: &Queue, n: u64) -> Vec<String> {
 }
 
 fn report() -> RunResult {
-    RunResult::Finished {
-        outcome: Outcome::Paired,
-        report: serde_json::json!({"provider": "deliveroo", "category": "paired", "steps": []}),
-    }
+    RunResult::reported(PairingReport::of("deliveroo", Outcome::Paired))
 }
 
 fn bench_backend(c: &mut Criterion, name: &str, db: databases::TestDatabase) {

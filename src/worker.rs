@@ -17,7 +17,9 @@ use crate::engine::guard::{PasswordGuard, Withheld};
 use crate::engine::pairing::{pair, PairingError, PairingOptions};
 use crate::outcome::Outcome;
 use crate::provider::Registry;
-use crate::queue::{Claimed, HeartbeatError, Job, Lease, Queue, RunResult, SubmissionRefused};
+use crate::queue::{
+    Claimed, HeartbeatError, Job, Lease, Queue, RunError, RunResult, SubmissionRefused,
+};
 
 /// How long a run whose lease was lost after it sent a password keeps going for the portal's
 /// verdict: a failed login seen then is still recorded (the job is no longer the run's to
@@ -259,24 +261,6 @@ impl Worker {
                     outcome = finished.outcome.map(|o| o.to_string()),
                     "job finished"
                 );
-                // Every login attempt is audited with how it ended (never with what was typed).
-                let how = finished
-                    .outcome
-                    .map(|o| o.to_string())
-                    .or(finished.error.clone())
-                    .unwrap_or_default();
-                let actor = format!("worker:{}", self.config.worker_id);
-                let audited = self.queue.audit(
-                    &job.organisation,
-                    &actor,
-                    Some(&job.account_id),
-                    Some(&job.id),
-                    "login",
-                    &how,
-                );
-                if let Err(error) = audited.await {
-                    tracing::warn!(%error, "audit row not written");
-                }
             }
             // The verdict's lockout effects (a failed login, rejected credentials) were kept.
             Err(HeartbeatError::Lost(_)) => tracing::info!(
@@ -296,23 +280,21 @@ impl Worker {
     ) -> RunResult {
         let spec = match self.registry.get(&job.provider) {
             Ok(spec) => spec,
-            Err(error) => return RunResult::Refused(error.to_string()),
+            Err(error) => return RunResult::Failed(error.into()),
         };
         let (account, secrets) = match (
             self.queue.account(&job.organisation, &job.account_id).await,
             self.queue.account_secrets(&job.account_id).await,
         ) {
             (Ok(Some(account)), Ok(Some(secrets))) => (account, secrets),
-            (Err(error), _) | (_, Err(error)) => {
-                return RunResult::Infrastructure(error.to_string())
-            }
-            _ => return RunResult::Refused("the account was deleted".into()),
+            (Err(error), _) | (_, Err(error)) => return RunResult::Failed(error.into()),
+            _ => return RunResult::Failed(RunError::AccountDeleted),
         };
         let mut codes = AccountCodes::default();
         if let Some(secret) = &secrets.totp {
             match TotpSource::parse(secret) {
                 Ok(totp) => codes.totp = Some(totp),
-                Err(error) => return RunResult::Refused(format!("authenticator secret: {error}")),
+                Err(error) => return RunResult::Failed(error.into()),
             }
         }
         let mut bridge = None;
@@ -339,7 +321,7 @@ impl Worker {
         if let (Some(mailbox), Some(rule)) = (&secrets.mailbox, &spec.email_code) {
             match MailboxWatch::start(mailbox).await {
                 Ok(watch) => codes.mailbox = Some((watch, rule.clone())),
-                Err(error) => return RunResult::Infrastructure(error.to_string()),
+                Err(error) => return RunResult::Failed(error.into()),
             }
         }
         let options = PairingOptions {
@@ -367,7 +349,7 @@ impl Worker {
             Ok(session) => session,
             Err(error) => {
                 codes.inner.close().await;
-                return RunResult::Infrastructure(error.to_string());
+                return RunResult::Failed(error.into());
             }
         };
         // Claim → a session ready to navigate (the pairing's first command is the navigation):
@@ -403,29 +385,26 @@ impl Worker {
         }
         drop(secrets);
         match result {
-            Ok(report) => {
-                let mut json = serde_json::to_value(&report).expect("reports serialise");
-                json["claim_to_navigation_ms"] = claim_to_navigation_ms.into();
-                RunResult::Finished {
-                    outcome: report.outcome,
-                    report: json,
-                }
-            }
-            Err(error @ PairingError::AmbiguousPage { .. }) => RunResult::Finished {
-                outcome: Outcome::UnrecognizedPage,
-                report: serde_json::json!({
-                    "provider": job.provider,
-                    "category": "unrecognized_page",
-                    "error": error.to_string(),
-                }),
+            Ok(report) => RunResult::Reported {
+                report: Box::new(report),
+                claim_to_navigation_ms: Some(claim_to_navigation_ms),
             },
-            Err(PairingError::Withheld(withheld)) if withheld.final_refusal => {
-                RunResult::Refused(withheld.to_string())
+            Err(PairingError::AmbiguousPage { error, artifacts }) => {
+                RunResult::Failed(RunError::AmbiguousPage {
+                    provider: job.provider.clone(),
+                    error,
+                    artifacts,
+                })
             }
-            Err(error) => RunResult::Infrastructure(error.to_string()),
+            Err(PairingError::Withheld(withheld)) => RunResult::Failed(withheld.into()),
+            Err(PairingError::Browser(error)) => RunResult::Failed(error.into()),
+            Err(PairingError::Codes(error)) => RunResult::Failed(error.into()),
         }
     }
 }
+
+/// How often a run waiting for a code reads the database for one submitted by another process.
+const CODE_POLL: Duration = Duration::from_millis(100);
 
 /// Puts each password on record in the queue before it is sent, and refuses it when the
 /// account's guards say no (see `Queue::password_submitting`).
@@ -485,7 +464,9 @@ impl<C: crate::codes::CodeSource> crate::codes::CodeSource for CodesReleasingTur
 /// Carries codes between the queue and the pairing: publishes each request (the job shows
 /// `awaiting_code`), then hands over the code the merchant submits through the queue.
 async fn bridge_codes(queue: Arc<Queue>, lease: Lease, mut submitter: CodeSubmitter) {
-    let mut changes = queue.changes();
+    // A code typed into this process's API rings at once; one from another process is read on
+    // the poll.
+    let waiter = queue.code_waiter(&lease);
     while submitter.wait_for_request().await.is_some() {
         let Some(pending) = submitter.pending() else {
             continue;
@@ -506,9 +487,7 @@ async fn bridge_codes(queue: Arc<Queue>, lease: Lease, mut submitter: CodeSubmit
                     break;
                 }
                 Ok(None) => {
-                    // Woken by a code submitted through this process; polled otherwise.
-                    let _ =
-                        tokio::time::timeout(Duration::from_millis(100), changes.changed()).await;
+                    let _ = tokio::time::timeout(CODE_POLL, waiter.submitted()).await;
                 }
                 Err(HeartbeatError::Lost(_)) => return,
                 Err(error) => {

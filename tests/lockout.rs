@@ -14,6 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use conformance::*;
 use databases::TestDatabase;
+use pairing_worker::engine::guard::Withheld;
 use pairing_worker::outcome::{CodeChannel, CodeRequest, Outcome};
 use pairing_worker::queue::{
     AccountUpdate, Claimed, HeartbeatError, Job, JobKind, JobState, RunResult, SubmissionRefused,
@@ -68,7 +69,7 @@ async fn code_submitted(
 }
 
 fn infrastructure() -> RunResult {
-    RunResult::Infrastructure("webdriver: 500 after the submit".into())
+    browser_lost("webdriver: 500 after the submit")
 }
 
 /// Past any retry's backoff.
@@ -229,7 +230,13 @@ async fn rejected_credentials_are_never_sent_again(f: Fixture) {
         Err(SubmissionRefused::Guard(SubmitError::CredentialsRejected))
     ));
     f.queue
-        .finish(&claimed.lease, RunResult::Refused("withheld".into()))
+        .finish(
+            &claimed.lease,
+            RunResult::Failed(RunError::Withheld(Withheld {
+                reason: "withheld".into(),
+                final_refusal: true,
+            })),
+        )
         .await
         .unwrap();
     let update = AccountUpdate {

@@ -17,7 +17,7 @@ use databases::TestDatabase;
 use pairing_worker::outcome::{Blocked, CodeChannel, CodeRequest, Outcome, TwoFactor, Unavailable};
 use pairing_worker::queue::{
     backoff, AccountUpdate, Change, CodeError, Health, HeartbeatError, JobKind, JobState, Key,
-    KeyError, KeyRing, Queue, QueueConfig, QueueError, RunResult, SubmitError,
+    KeyError, KeyRing, Lease, Queue, QueueConfig, QueueError, RunResult, SubmitError,
 };
 
 conformance!(
@@ -31,6 +31,7 @@ conformance!(
     failed_login_budget_holds_for_the_window,
     pending_code_blocks_new_logins_until_it_expires,
     codes_are_shape_checked_sealed_and_taken_once,
+    a_code_submitted_here_wakes_its_own_run,
     cancel_takes_the_lease_away,
     release_gives_the_job_back_uncounted,
     recheck_results_and_health,
@@ -218,14 +219,12 @@ async fn infrastructure_errors_retry_and_final_outcomes_do_not(f: Fixture) {
     let claimed = f.queue.claim("w1").await.unwrap().unwrap();
     let after = f
         .queue
-        .finish(
-            &claimed.lease,
-            RunResult::Infrastructure("chromedriver went away".into()),
-        )
+        .finish(&claimed.lease, browser_lost("chromedriver went away"))
         .await
         .unwrap();
     assert_eq!(after.state, JobState::Queued);
-    assert_eq!(after.error.as_deref(), Some("chromedriver went away"));
+    let error = after.error.as_deref().unwrap_or_default();
+    assert!(error.contains("chromedriver went away"), "{error}");
     f.clock.advance(f.queue.config().backoff_cap);
     for outcome in [
         WRONG_PASSWORD,
@@ -329,15 +328,10 @@ async fn pending_code_blocks_new_logins_until_it_expires(f: Fixture) {
         code_length: Some(6),
         expires_at: Some(expires),
     };
-    let report = serde_json::json!({ "code_request": request });
+    let mut report = PairingReport::of("deliveroo", Outcome::TwoFactor(TwoFactor::CodeRequired));
+    report.code_request = Some(request);
     f.queue
-        .finish(
-            &claimed.lease,
-            RunResult::Finished {
-                outcome: Outcome::TwoFactor(TwoFactor::CodeRequired),
-                report,
-            },
-        )
+        .finish(&claimed.lease, RunResult::reported(report))
         .await
         .unwrap();
     let account = f.queue.account(ORG, &a).await.unwrap().unwrap();
@@ -365,6 +359,54 @@ async fn pending_code_blocks_new_logins_until_it_expires(f: Fixture) {
             .code_pending_until,
         None
     );
+}
+
+/// A code typed into this process rings the run waiting for it, and only that run; the code
+/// itself is read from the database, which stays the record.
+async fn a_code_submitted_here_wakes_its_own_run(f: Fixture) {
+    use futures_util::FutureExt as _;
+    let request = CodeRequest {
+        channel: CodeChannel::Sms,
+        destination: None,
+        code_length: Some(6),
+        expires_at: None,
+    };
+    let mut leases = Vec::new();
+    for _ in 0..2 {
+        let a = account(&f.queue, ORG).await;
+        f.queue.submit(ORG, &a, JobKind::Pair, true).await.unwrap();
+        let claimed = f.queue.claim("w1").await.unwrap().unwrap();
+        f.queue
+            .await_code(&claimed.lease, &request, None)
+            .await
+            .unwrap();
+        leases.push(claimed.lease);
+    }
+    // A stale registration for the first job (an earlier run's) is replaced, and dropping it
+    // leaves the current run's bell in place.
+    let stale = f.queue.code_waiter(&Lease {
+        job: leases[0].job.clone(),
+        token: "an-earlier-run".into(),
+    });
+    let first = f.queue.code_waiter(&leases[0]);
+    let second = f.queue.code_waiter(&leases[1]);
+    drop(stale);
+    let code = SecretString::from("654321".to_string());
+    f.queue
+        .submit_code(ORG, &leases[0].job, &code)
+        .await
+        .unwrap();
+    // A hang guard, not a speed check: the bell was rung before this wait began.
+    tokio::time::timeout(Duration::from_secs(10), first.submitted())
+        .await
+        .expect("the run waiting for this code was woken");
+    assert!(
+        second.submitted().now_or_never().is_none(),
+        "another job's run was woken"
+    );
+    let taken = f.queue.take_code(&leases[0]).await.unwrap().unwrap();
+    assert_eq!(taken.expose_secret(), "654321");
+    assert!(f.queue.take_code(&leases[0]).await.unwrap().is_none());
 }
 
 async fn codes_are_shape_checked_sealed_and_taken_once(f: Fixture) {

@@ -22,7 +22,8 @@ use crate::browser::Browser;
 use crate::codes::TotpSource;
 use crate::provider::Registry;
 use crate::queue::{
-    Account, AccountSecrets, AccountUpdate, Health, Job, JobKind, NewAccount, Queue, StoreRef,
+    Account, AccountSecrets, AccountUpdate, Health, Job, JobKind, JobRequest, NewAccount, Queue,
+    QueueError, StartError, StoreRef, SubmitError,
 };
 use crate::secret::Credentials;
 pub use error::{ApiError, JsonBody, QueryParams};
@@ -472,33 +473,12 @@ async fn start_job(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<StartJobBody>,
 ) -> Result<(StatusCode, Json<Job>), ApiError> {
-    let organisation = &caller.organisation;
-    state
-        .queue
-        .account(organisation, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("account"))?;
-    if let Some(live) = state.queue.live_job(&id).await? {
-        let mut error = ApiError::new(
-            StatusCode::CONFLICT,
-            "account_busy",
-            "this account already has a job in progress: follow it instead",
-        );
-        error.job = Some(Box::new(live));
-        return Err(error);
-    }
-    match (body.kind, body.credentials) {
+    // What the request asks is checked before the account's state: a request that can never
+    // be accepted is refused for what it is.
+    let credentials = match (body.kind, body.credentials) {
         (JobKind::Pair, Some(credentials)) => {
             caller.require_credential_permission()?;
-            let update = AccountUpdate {
-                credentials: Some(credentials.into_credentials()?),
-                ..AccountUpdate::default()
-            };
-            state
-                .queue
-                .update_account(organisation, &id, update)
-                .await?;
-            audit(&state, &caller, Some(&id), None, "credentials.update", "ok").await;
+            Some(credentials.into_credentials()?)
         }
         (JobKind::Pair, None) => {
             return Err(ApiError::invalid(
@@ -512,36 +492,35 @@ async fn start_job(
                 "a recheck uses the stored credentials; send new ones with a pair job",
             ))
         }
-        (JobKind::Recheck, None) => {}
-    }
-    let action = format!("job.{}", body.kind.as_ref());
-    let submitted = state
-        .queue
-        .submit(organisation, &id, body.kind, body.interactive)
-        .await;
-    let submitted = match submitted {
-        Ok(submitted) => submitted,
-        Err(error) => {
-            let error = ApiError::from(error);
-            audit(&state, &caller, Some(&id), None, &action, error.code).await;
-            return Err(error);
+        (JobKind::Recheck, None) => None,
+    };
+    let request = JobRequest {
+        kind: body.kind,
+        interactive: body.interactive,
+        credentials,
+        actor: Some(caller.actor.clone()),
+    };
+    match state.queue.start(&caller.organisation, &id, &request).await {
+        Ok(job) => Ok((StatusCode::ACCEPTED, Json(job))),
+        Err(StartError::Busy(live)) => {
+            let mut error = ApiError::new(
+                StatusCode::CONFLICT,
+                "account_busy",
+                "this account already has a job in progress: follow it instead",
+            );
+            error.job = Some(live);
+            Err(error)
         }
-    };
-    audit(
-        &state,
-        &caller,
-        Some(&id),
-        Some(&submitted.job.id),
-        &action,
-        "queued",
-    )
-    .await;
-    let status = if submitted.created {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(submitted.job)))
+        Err(StartError::Refused(SubmitError::Queue(QueueError::UnknownAccount(_)))) => {
+            Err(ApiError::not_found("account"))
+        }
+        Err(StartError::Refused(refusal)) => {
+            let error = ApiError::from(refusal);
+            let action = format!("job.{}", body.kind.as_ref());
+            audit(&state, &caller, Some(&id), None, &action, error.code).await;
+            Err(error)
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -85,6 +85,25 @@ pub struct PairingReport {
     pub elapsed_ms: u64,
 }
 
+impl PairingReport {
+    /// A report of an outcome alone: no page, no steps (the queue's tests and benchmarks).
+    pub fn of(provider: &str, outcome: Outcome) -> PairingReport {
+        PairingReport {
+            provider: provider.to_string(),
+            outcome,
+            decision: outcome.decision(),
+            raw_message: None,
+            stores: Vec::new(),
+            missing_store_ids: Vec::new(),
+            code_request: None,
+            page: None,
+            artifacts: None,
+            steps: Vec::new(),
+            elapsed_ms: 0,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PairingError {
     #[error(transparent)]

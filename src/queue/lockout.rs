@@ -7,9 +7,10 @@
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, Connection, Row};
 
+use super::lease::lease_held;
 use super::{
-    lease_held, time, Account, Backend, HeartbeatError, Job, JobKind, Lease, LeaseLost, Queue,
-    QueueError, SubmitError,
+    time, Account, Backend, HeartbeatError, Job, JobKind, Lease, LeaseLost, Queue, QueueError,
+    SubmitError,
 };
 use crate::outcome::{Outcome, PasswordVerdict};
 
@@ -28,16 +29,21 @@ impl Queue {
     /// whose failed-login budget is spent (sent passwords without a verdict count as failed).
     pub(super) async fn stored_credentials_allowed(
         &self,
+        conn: &mut sqlx::AnyConnection,
         account: &Account,
     ) -> Result<(), SubmitError> {
         if account.credentials_rejected {
             return Err(SubmitError::CredentialsRejected);
         }
-        self.budget_left(&account.id).await
+        self.budget_left(conn, &account.id).await
     }
 
-    async fn budget_left(&self, account_id: &str) -> Result<(), SubmitError> {
-        let counted = self.counted_submissions(account_id).await?;
+    async fn budget_left(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        account_id: &str,
+    ) -> Result<(), SubmitError> {
+        let counted = self.counted_submissions(conn, account_id).await?;
         if counted.len() as i64 >= self.config.failed_login_budget {
             let window = self.config.failed_login_window.as_millis() as i64;
             let oldest = counted.first().copied().unwrap_or_default();
@@ -50,7 +56,11 @@ impl Queue {
 
     /// When each password submission of the window that counts as a failed login was made
     /// (refused by the portal, or with no verdict yet), oldest first.
-    async fn counted_submissions(&self, account_id: &str) -> Result<Vec<i64>, QueueError> {
+    async fn counted_submissions(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        account_id: &str,
+    ) -> Result<Vec<i64>, QueueError> {
         let since = self.clock.now_ms() - self.config.failed_login_window.as_millis() as i64;
         Ok(sqlx::query(
             "SELECT at FROM password_submissions WHERE account_id = $1 AND at > $2 \
@@ -58,7 +68,7 @@ impl Queue {
         )
         .bind(account_id)
         .bind(since)
-        .fetch_all(&self.pool)
+        .fetch_all(conn)
         .await?
         .iter()
         .map(|row| row.get(0))
@@ -71,6 +81,7 @@ impl Queue {
     /// of a Reconnect is the merchant's own doing.
     pub(super) async fn is_automatic(
         &self,
+        conn: &mut sqlx::AnyConnection,
         job_id: &str,
         kind: JobKind,
         attempts: i64,
@@ -80,7 +91,7 @@ impl Queue {
         }
         let sent: i64 = sqlx::query("SELECT COUNT(*) FROM password_submissions WHERE job_id = $1")
             .bind(job_id)
-            .fetch_one(&self.pool)
+            .fetch_one(conn)
             .await?
             .get(0);
         Ok(sent > 0)
@@ -119,15 +130,17 @@ impl Queue {
         let kind: JobKind = kind.parse().map_err(|_| {
             SubmissionRefused::Lost(QueueError::Corrupt(format!("job kind `{kind}`")).into())
         })?;
+        let mut conn = self.pool.acquire().await.map_err(queue_error)?;
         if self
-            .is_automatic(&lease.job, kind, attempts)
+            .is_automatic(&mut conn, &lease.job, kind, attempts)
             .await
             .map_err(|e| SubmissionRefused::Lost(e.into()))?
         {
-            self.budget_left(&account_id)
+            self.budget_left(&mut conn, &account_id)
                 .await
                 .map_err(SubmissionRefused::Guard)?;
         }
+        drop(conn); // SQLite's pool holds one connection
         let mut conn = self.durable().await.map_err(|e| match e {
             QueueError::Database(e) => queue_error(e),
             e => SubmissionRefused::Lost(e.into()),

@@ -119,6 +119,9 @@ pub struct Job {
     pub account_id: String,
     #[serde(skip)]
     pub organisation: String,
+    /// The worker that last claimed it (the audit log's actor for its logins).
+    #[serde(skip)]
+    pub worker: Option<String>,
     pub provider: String,
     pub kind: JobKind,
     pub interactive: bool,
@@ -183,19 +186,6 @@ pub struct Lease {
 pub struct Claimed {
     pub job: Job,
     pub lease: Lease,
-}
-
-/// How one run ended.
-pub enum RunResult {
-    /// The engine reached an outcome; `report` is its JSON report.
-    Finished {
-        outcome: Outcome,
-        report: serde_json::Value,
-    },
-    /// Browser, network or mailbox trouble: retried with backoff.
-    Infrastructure(String),
-    /// The guards refused to log in (never retried).
-    Refused(String),
 }
 
 #[derive(Debug, thiserror::Error)]

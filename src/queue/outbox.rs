@@ -83,6 +83,18 @@ impl Queue {
         event: &str,
         data: serde_json::Value,
     ) -> Result<(), QueueError> {
+        self.emit_on(&self.pool, organisation, event, data).await
+    }
+
+    /// [`Queue::emit`] on `executor`: inside a transaction, the event exists if and only if the
+    /// change it announces was committed.
+    pub(super) async fn emit_on<'c>(
+        &self,
+        executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+        organisation: &str,
+        event: &str,
+        data: serde_json::Value,
+    ) -> Result<(), QueueError> {
         let id = new_id();
         let now = self.clock.now_ms();
         let payload = serde_json::json!({
@@ -100,7 +112,7 @@ impl Queue {
         .bind(payload.to_string())
         .bind(now)
         .bind(organisation)
-        .execute(&self.pool)
+        .execute(executor)
         .await?;
         Ok(())
     }

@@ -1,22 +1,11 @@
-//! API tokens (stored hashed) and the audit log.
+//! API tokens, stored hashed.
 
 use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::{new_id, time, Queue, QueueError};
-
-/// One audited action: who, on what, how it ended. Never a secret.
-#[derive(Debug, Clone, Serialize)]
-pub struct AuditEntry {
-    pub actor: String,
-    pub account_id: Option<String>,
-    pub job_id: Option<String>,
-    pub action: String,
-    pub result: String,
-    pub at: chrono::DateTime<chrono::Utc>,
-}
+use super::{time, Queue, QueueError};
 
 /// A token as an operator lists it: never the token itself.
 #[derive(Debug, Clone, Serialize)]
@@ -125,57 +114,5 @@ impl Queue {
             .await?
             .rows_affected();
         Ok(deleted > 0)
-    }
-
-    pub async fn audit(
-        &self,
-        organisation: &str,
-        actor: &str,
-        account_id: Option<&str>,
-        job_id: Option<&str>,
-        action: &str,
-        result: &str,
-    ) -> Result<(), QueueError> {
-        sqlx::query(
-            "INSERT INTO audit_log (id, organisation, actor, account_id, job_id, action, result, at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(new_id())
-        .bind(organisation)
-        .bind(actor)
-        .bind(account_id)
-        .bind(job_id)
-        .bind(action)
-        .bind(result)
-        .bind(self.clock.now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// The organisation's latest audit entries, newest first.
-    pub async fn audit_log(
-        &self,
-        organisation: &str,
-        limit: i64,
-    ) -> Result<Vec<AuditEntry>, QueueError> {
-        Ok(sqlx::query(
-            "SELECT actor, account_id, job_id, action, result, at FROM audit_log \
-             WHERE organisation = $1 ORDER BY at DESC, id DESC LIMIT $2",
-        )
-        .bind(organisation)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| AuditEntry {
-            actor: row.get(0),
-            account_id: row.get(1),
-            job_id: row.get(2),
-            action: row.get(3),
-            result: row.get(4),
-            at: time(row.get(5)),
-        })
-        .collect())
     }
 }

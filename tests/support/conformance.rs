@@ -7,7 +7,10 @@ use chrono::TimeZone;
 use secrecy::SecretString;
 
 use super::databases::TestDatabase;
+use pairing_worker::browser::BrowserError;
+pub use pairing_worker::engine::pairing::PairingReport;
 use pairing_worker::outcome::{InvalidCredentials, Outcome, StoreConfig};
+pub use pairing_worker::queue::RunError;
 use pairing_worker::queue::{
     AccountSecrets, Change, Clock, JobKind, Key, KeyRing, NewAccount, Queue, QueueConfig,
     RunResult, StoreRef,
@@ -77,10 +80,15 @@ pub async fn account(queue: &Queue, organisation: &str) -> String {
 }
 
 pub fn finished(outcome: Outcome) -> RunResult {
-    RunResult::Finished {
-        outcome,
-        report: serde_json::json!({ "category": outcome.category() }),
-    }
+    RunResult::reported(PairingReport::of("deliveroo", outcome))
+}
+
+/// A run whose browser went away: no outcome, retried.
+pub fn browser_lost(reason: &str) -> RunResult {
+    RunResult::Failed(RunError::Browser(BrowserError::Unreachable {
+        url: "http://127.0.0.1:9515".into(),
+        reason: reason.into(),
+    }))
 }
 
 /// Runs one job of `kind` for the account to the given outcome.

@@ -91,16 +91,17 @@ impl Queue {
             self.update_account_on(tx, organisation, account_id, update)
                 .await?;
             credentials_version += 1;
-            self.audit_start(
-                tx,
-                organisation,
-                account_id,
-                request,
-                None,
-                "credentials.update",
-                "ok",
-            )
-            .await?;
+            if let Some(actor) = &request.actor {
+                let row = AuditRow {
+                    organisation,
+                    actor,
+                    account_id: Some(account_id),
+                    job_id: None,
+                    action: "credentials.update",
+                    result: "ok",
+                };
+                self.audit_on(&mut *tx, &row).await?;
+            }
         }
         if request.kind == JobKind::Recheck {
             self.stored_credentials_allowed(tx, &account).await?;
@@ -128,46 +129,22 @@ impl Queue {
             JobKind::Pair => "job.pair",
             JobKind::Recheck => "job.recheck",
         };
-        self.audit_start(
-            tx,
-            organisation,
-            account_id,
-            request,
-            Some(&id),
-            action,
-            "queued",
-        )
-        .await?;
+        if let Some(actor) = &request.actor {
+            let row = AuditRow {
+                organisation,
+                actor,
+                account_id: Some(account_id),
+                job_id: Some(&id),
+                action,
+                result: "queued",
+            };
+            self.audit_on(&mut *tx, &row).await?;
+        }
         let job = self
             .job_by_id_on(&mut *tx, &id)
             .await?
             .ok_or(QueueError::UnknownJob(id))?;
         Ok(Some(job))
-    }
-
-    #[allow(clippy::too_many_arguments)] // one audit row's fields
-    async fn audit_start(
-        &self,
-        tx: &mut sqlx::AnyConnection,
-        organisation: &str,
-        account_id: &str,
-        request: &JobRequest,
-        job_id: Option<&str>,
-        action: &str,
-        result: &str,
-    ) -> Result<(), QueueError> {
-        let Some(actor) = &request.actor else {
-            return Ok(());
-        };
-        let row = AuditRow {
-            organisation,
-            actor,
-            account_id: Some(account_id),
-            job_id,
-            action,
-            result,
-        };
-        self.audit_on(tx, &row).await
     }
 
     /// Queues a job with the stored credentials, unless the account already has a live one

@@ -2,6 +2,7 @@
 //! browser, and says exactly what broke and how to fix it.
 //!
 //! Data flows one way: provider spec + browser -> engine -> [`outcome::Outcome`] -> caller.
+//! docs/architecture.md draws the layers; tests/layers.rs holds every import to them.
 
 pub mod api;
 pub mod browser;
@@ -10,7 +11,6 @@ pub mod digits;
 pub mod engine;
 #[cfg(feature = "kit")]
 pub mod kit;
-pub mod lexicon;
 pub mod metrics;
 pub mod outcome;
 pub mod provider;

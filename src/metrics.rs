@@ -5,7 +5,12 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use crate::queue::{Queue, QueueError};
+/// What the shared database says, read by the caller (the API) for one scrape: jobs by state,
+/// finished runs by provider and outcome, across all workers.
+pub struct DatabaseCounts {
+    pub jobs_by_state: Vec<(String, i64)>,
+    pub finished: Vec<(String, String, i64)>,
+}
 
 /// Upper bounds (seconds) of the pairing-duration histogram: a flow takes 1–10 s, a code wait
 /// up to minutes.
@@ -71,23 +76,19 @@ fn label(value: &str) -> String {
 }
 
 /// The exposition text for `/metrics`.
-pub async fn render(queue: &Queue) -> Result<String, QueueError> {
+pub fn render(database: &DatabaseCounts) -> String {
     let m = &METRICS;
     let mut out = String::new();
     out.push_str("# HELP pairing_queue_jobs Jobs in the queue by state (all workers).\n");
     out.push_str("# TYPE pairing_queue_jobs gauge\n");
-    for (state, count) in queue.count_by_state().await? {
-        let _ = writeln!(
-            out,
-            "pairing_queue_jobs{{state=\"{}\"}} {count}",
-            state.as_ref()
-        );
+    for (state, count) in &database.jobs_by_state {
+        let _ = writeln!(out, "pairing_queue_jobs{{state=\"{state}\"}} {count}");
     }
     out.push_str(
         "# HELP pairing_jobs_finished_total Finished runs by provider and outcome (all workers).\n",
     );
     out.push_str("# TYPE pairing_jobs_finished_total counter\n");
-    for (provider, outcome, count) in queue.outcome_counts().await? {
+    for (provider, outcome, count) in &database.finished {
         let _ = writeln!(
             out,
             "pairing_jobs_finished_total{{provider=\"{}\",outcome=\"{}\"}} {count}",
@@ -151,5 +152,5 @@ pub async fn render(queue: &Queue) -> Result<String, QueueError> {
         "pairing_webdriver_replacements_total {}",
         m.webdriver_replacements.load(Ordering::Relaxed)
     );
-    Ok(out)
+    out
 }

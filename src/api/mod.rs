@@ -199,7 +199,14 @@ async fn openapi() -> impl IntoResponse {
 pub(crate) async fn metrics(
     State(state): State<Arc<ApiState>>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let text = crate::metrics::render(&state.queue).await?;
+    let database = crate::metrics::DatabaseCounts {
+        jobs_by_state: (state.queue.count_by_state().await?)
+            .into_iter()
+            .map(|(job_state, count)| (job_state.as_ref().to_string(), count))
+            .collect(),
+        finished: state.queue.outcome_counts().await?,
+    };
+    let text = crate::metrics::render(&database);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
 

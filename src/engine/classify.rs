@@ -14,8 +14,8 @@ use serde::Serialize;
 use super::reading::{self, Surface, SurfaceKind, WallHit};
 pub use super::snapshot::Snapshot;
 use super::snapshot::{element_text, ALL_IN_BODY};
-use crate::lexicon::Concept;
 use crate::outcome::{CodeRequest, Outcome, Store, StoreConfig, StoreState, Unavailable};
+use crate::provider::lexicon::Concept;
 use crate::provider::spec::{PageRule, ProviderSpec, Signal};
 
 /// What one page is.
@@ -103,7 +103,11 @@ pub struct Candidate {
 
 impl Candidate {
     /// A concept the lexicon read, proposing its outcome.
-    fn concept(outcome: Outcome, hit: &crate::lexicon::Hit, message: String) -> Candidate {
+    fn concept(
+        outcome: Outcome,
+        hit: &crate::provider::lexicon::Hit,
+        message: String,
+    ) -> Candidate {
         Candidate {
             outcome,
             reason: Reason::Concept {
@@ -292,7 +296,7 @@ pub fn assess(spec: &ProviderSpec, snapshot: &Snapshot, base_override: Option<&s
                     for surface in &mut surfaces {
                         if surface.text.contains(m.as_str()) || m.contains(surface.text.as_str()) {
                             surface.explained = true;
-                            surface.hits.push(crate::lexicon::Hit {
+                            surface.hits.push(crate::provider::lexicon::Hit {
                                 concept: s.concept.unwrap_or(Concept::SignInPrompt),
                                 language: String::new(),
                                 expression: format!("signal {index}"),
@@ -359,7 +363,7 @@ pub fn assess(spec: &ProviderSpec, snapshot: &Snapshot, base_override: Option<&s
             message: Some(snapshot.title()).filter(|t| !t.is_empty()),
         });
     }
-    if rule.is_none() && text.chars().count() < crate::lexicon::walls::SMALL_PAGE {
+    if rule.is_none() && text.chars().count() < crate::provider::lexicon::walls::SMALL_PAGE {
         // A small page no rule knows: its whole text may still say it is down or walled off.
         for hit in spec.lexicon.scan(&text) {
             if let Some(outcome) = hit.concept.outcome().filter(|o| decides_without_a_rule(*o)) {

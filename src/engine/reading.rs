@@ -8,9 +8,9 @@ use scraper::ElementRef;
 use serde::Serialize;
 
 use super::snapshot::{element_text, is_visible, Snapshot};
-use crate::lexicon::walls::{Wall, SMALL_PAGE};
-use crate::lexicon::{Concept, Hit, Lexicon};
 use crate::outcome::{Outcome, StoreState};
+use crate::provider::lexicon::walls::{Wall, SMALL_PAGE};
+use crate::provider::lexicon::{Concept, Hit, Lexicon};
 use crate::provider::spec::{Css, ProviderSpec};
 
 /// The longest message a surface may hold and still be one message (a longer one is a container:

@@ -2,6 +2,7 @@
 //! specs of those we support.
 
 pub mod catalog;
+pub mod lexicon;
 pub mod spec;
 
 use std::collections::BTreeMap;
@@ -99,7 +100,7 @@ pub struct Registry {
     /// Every platform there is, supported or planned, in the catalog's order.
     catalog: Arc<Vec<CatalogEntry>>,
     /// The shared lexicon, walls and surfaces every spec was compiled with.
-    pub shared: Arc<crate::lexicon::Shared>,
+    pub shared: Arc<lexicon::Shared>,
 }
 
 impl Registry {
@@ -123,9 +124,9 @@ impl Registry {
         // developer's scratch folder) uses the lexicon compiled into the binary.
         let shared = Arc::new(match &providers {
             FileTree::Disk(_) if !providers.list("lexicon").is_empty() => {
-                crate::lexicon::Shared::load(&providers)?
+                lexicon::Shared::load(&providers)?
             }
-            _ => crate::lexicon::Shared::embedded().clone(),
+            _ => lexicon::Shared::embedded().clone(),
         });
         let catalog = match catalog::load(&providers)? {
             Some(catalog) => catalog,

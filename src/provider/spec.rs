@@ -8,8 +8,8 @@ use regex::Regex;
 use scraper::Selector;
 use serde::Deserialize;
 
-use crate::lexicon::walls::{compile_surfaces, Compile, Surfaces, SurfacesFile, Wall};
-use crate::lexicon::{Concept, Lexicon, Shared};
+use super::lexicon::walls::{compile_surfaces, Compile, Surfaces, SurfacesFile, Wall};
+use super::lexicon::{Concept, Lexicon, Shared};
 use crate::outcome::{self, CodeChannel, Outcome, Resolution};
 
 /// A spec that does not load: which file, which field, what is wrong.

@@ -92,8 +92,8 @@ pub fn render(database: &DatabaseCounts) -> String {
         let _ = writeln!(
             out,
             "pairing_jobs_finished_total{{provider=\"{}\",outcome=\"{}\"}} {count}",
-            label(&provider),
-            label(&outcome)
+            label(provider),
+            label(outcome)
         );
     }
     out.push_str(

@@ -10,12 +10,15 @@ use tokio::sync::Notify;
 
 use super::{Lease, Queue};
 
-/// The runs of this process that may wait for a code: job id → (lease token, its bell).
+/// Job id → (the lease token of the run waiting, its bell).
+type Bells = HashMap<String, (String, Arc<Notify>)>;
+
+/// The runs of this process that may wait for a code.
 #[derive(Default)]
-pub(super) struct Waiters(Arc<Mutex<HashMap<String, (String, Arc<Notify>)>>>);
+pub(super) struct Waiters(Arc<Mutex<Bells>>);
 
 impl Waiters {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Arc<Notify>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Bells> {
         // A panic while holding this lock leaves a plain map behind: still usable.
         self.0
             .lock()

@@ -14,7 +14,7 @@ use super::{Lease, Queue};
 type Bells = HashMap<String, (String, Arc<Notify>)>;
 
 /// The runs of this process that may wait for a code.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct Waiters(Arc<Mutex<Bells>>);
 
 impl Waiters {
@@ -66,7 +66,7 @@ impl Queue {
             bell,
             job: lease.job.clone(),
             token: lease.token.clone(),
-            waiters: Waiters(self.code_waiters.0.clone()),
+            waiters: self.code_waiters.clone(),
         }
     }
 

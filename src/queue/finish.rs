@@ -2,11 +2,14 @@
 //! account's guards and history, the login's audit row and the webhook events — all in one
 //! transaction, so nobody sees a job final without the rest.
 
+use rand::Rng as _;
 use sqlx::{Connection, Row};
 
 use super::audit::AuditRow;
 use super::lease::END_RUN;
-use super::{new_id, Change, HeartbeatError, Job, JobState, Lease, Queue, QueueError, RunResult};
+use super::{
+    backoff, new_id, Change, HeartbeatError, Job, JobState, Lease, Queue, QueueError, RunResult,
+};
 use crate::engine::pairing::PairingReport;
 use crate::outcome::{Outcome, QueueAction, TwoFactor};
 
@@ -32,19 +35,20 @@ impl Queue {
             .ok_or_else(|| QueueError::UnknownJob(lease.job.clone()))?;
         let now = self.clock.now_ms();
         let outcome = result.outcome();
-        let retryable = match (&result, outcome) {
-            (_, Some(outcome)) => outcome.decision().queue == QueueAction::RetryWithBackoff,
-            (RunResult::Failed(error), None) => error.is_retryable(),
-            (RunResult::Reported { .. }, None) => unreachable!("a report has an outcome"),
-        };
-        let (state, run_at, finished_at) = if retryable && job.attempts < self.config.max_attempts {
-            let delay = self.retry_delay(job.attempts);
-            (JobState::Queued, now + delay.as_millis() as i64, None)
-        } else if outcome == Some(Outcome::Paired) {
-            (JobState::Succeeded, now, Some(now))
-        } else {
-            (JobState::Failed, now, Some(now))
-        };
+        let (state, run_at, finished_at) =
+            if result.is_retryable() && job.attempts < self.config.max_attempts {
+                let delay = backoff(
+                    job.attempts,
+                    self.config.backoff_base,
+                    self.config.backoff_cap,
+                    rand::rng().random(),
+                );
+                (JobState::Queued, now + delay.as_millis() as i64, None)
+            } else if outcome == Some(Outcome::Paired) {
+                (JobState::Succeeded, now, Some(now))
+            } else {
+                (JobState::Failed, now, Some(now))
+            };
         let error = result.error();
         // A failed login (rejected credentials among them) must survive even a power cut: the
         // budget and the "no retry until the credentials change" rule are what keep merchants

@@ -1,7 +1,6 @@
 //! Jobs: starting one (the service the API, the CLI and the demo share), claiming, rescuing
 //! and cancelling, and the reads the dashboard and metrics make.
 
-use rand::Rng as _;
 use sqlx::{Any, Connection, Row};
 
 use super::audit::AuditRow;
@@ -82,7 +81,6 @@ impl Queue {
         if let Some(live) = self.live_job_on(&mut *tx, account_id).await? {
             return Err(StartError::Busy(Box::new(live)));
         }
-        let mut credentials_version = account.credentials_version;
         if let Some(credentials) = &request.credentials {
             let update = AccountUpdate {
                 credentials: Some(credentials.clone()),
@@ -90,7 +88,6 @@ impl Queue {
             };
             self.update_account_on(tx, organisation, account_id, update)
                 .await?;
-            credentials_version += 1;
             if let Some(actor) = &request.actor {
                 let row = AuditRow {
                     organisation,
@@ -108,17 +105,18 @@ impl Queue {
         }
         let id = new_id();
         let now = self.clock.now_ms();
+        // The job logs in with the credentials as they now stand (a Reconnect's new ones).
         let inserted = sqlx::query(
             "INSERT INTO jobs (id, account_id, kind, interactive, state, credentials_version, \
-             run_at, created_at, updated_at) VALUES ($1, $2, $3, $4, 'queued', $5, $6, $6, $6) \
-             ON CONFLICT DO NOTHING",
+             run_at, created_at, updated_at) \
+             SELECT $1, id, $2, $3, 'queued', credentials_version, $4, $4, $4 \
+             FROM accounts WHERE id = $5 ON CONFLICT DO NOTHING",
         )
         .bind(&id)
-        .bind(account_id)
         .bind(request.kind.as_ref())
         .bind(i64::from(request.interactive))
-        .bind(credentials_version)
         .bind(now)
+        .bind(account_id)
         .execute(&mut *tx)
         .await
         .map_err(QueueError::from)?;
@@ -437,15 +435,5 @@ impl Queue {
             self.emit_job(&job).await;
         }
         Ok(job)
-    }
-
-    /// Capped, jittered delay before run `attempt + 1` of a job.
-    pub(super) fn retry_delay(&self, attempts: i64) -> std::time::Duration {
-        super::backoff(
-            attempts,
-            self.config.backoff_base,
-            self.config.backoff_cap,
-            rand::rng().random(),
-        )
     }
 }

@@ -12,7 +12,7 @@ use crate::codes::{CodeSourceError, MailboxError, TotpError};
 use crate::engine::classify::ClassifyError;
 use crate::engine::guard::Withheld;
 use crate::engine::pairing::PairingReport;
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, QueueAction};
 use crate::provider::RegistryError;
 
 pub enum RunResult {
@@ -39,6 +39,16 @@ impl RunResult {
         match self {
             RunResult::Reported { report, .. } => Some(report.outcome),
             RunResult::Failed(error) => error.outcome(),
+        }
+    }
+
+    /// Whether trying again can help: the outcome table decides for an outcome, the error's
+    /// kind for a run without one.
+    pub fn is_retryable(&self) -> bool {
+        match (self.outcome(), self) {
+            (Some(outcome), _) => outcome.decision().queue == QueueAction::RetryWithBackoff,
+            (None, RunResult::Failed(error)) => error.is_retryable(),
+            (None, RunResult::Reported { .. }) => false, // a report always has an outcome
         }
     }
 

@@ -5,10 +5,11 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use pairing_worker::engine::classify::classify;
 use pairing_worker::kit::fixtures;
 use pairing_worker::outcome::{Outcome, TwoFactor};
-use pairing_worker::provider::Registry;
+use pairing_worker::provider::{PortalHosts, Registry};
 
 fn classification(c: &mut Criterion) {
     let registry = Registry::from_source_tree().expect("specs load");
+    let real = PortalHosts::real();
     for spec in registry.supported() {
         let pages = fixtures::load(&pairing_worker::kit::fixtures::source_tree(), &spec.id)
             .expect("fixtures load");
@@ -20,7 +21,7 @@ fn classification(c: &mut Criterion) {
             b.iter(|| {
                 for page in &pages {
                     let _ =
-                        std::hint::black_box(classify(spec, &page.expected.url, &page.html, None));
+                        std::hint::black_box(classify(spec, &page.expected.url, &page.html, &real));
                 }
             })
         });
@@ -35,7 +36,7 @@ fn classification(c: &mut Criterion) {
         {
             group.throughput(Throughput::Bytes(page.html.len() as u64));
             group.bench_with_input(BenchmarkId::new("page", &page.case), page, |b, page| {
-                b.iter(|| classify(spec, &page.expected.url, &page.html, None))
+                b.iter(|| classify(spec, &page.expected.url, &page.html, &real))
             });
         }
         group.finish();

@@ -25,6 +25,7 @@ use anyhow::{ensure, Context};
 use pairing_worker::browser::{Browser, BrowserConfig, Isolation, Session};
 use pairing_worker::codes::OneCode;
 use pairing_worker::engine::pairing::{pair, PairingOptions};
+use pairing_worker::kit::sandbox::portal_hosts;
 use pairing_worker::outcome::Outcome;
 use pairing_worker::provider::Registry;
 use pairing_worker::queue::{
@@ -86,7 +87,7 @@ impl Bench {
         }
         let spec = self.registry.get(&self.flow.provider)?;
         let options = PairingOptions {
-            base_url: Some(format!("{}/{}", self.base, self.flow.provider)),
+            portal_hosts: portal_hosts(&self.registry, &self.base)?,
             expected_stores: self.flow.stores.clone(),
             ..PairingOptions::default()
         };
@@ -135,7 +136,7 @@ impl Bench {
             // The sandbox has no rate limit; the product default (10/min per provider) would
             // measure the limiter, not the machine.
             logins_per_minute: NonZeroU32::new(100_000).expect("non-zero"),
-            portal_base: Some(self.base.clone()),
+            portal_hosts: portal_hosts(&self.registry, &self.base)?,
             ..WorkerConfig::default()
         };
         let worker = Worker::new(

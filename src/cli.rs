@@ -15,7 +15,7 @@ use pairing_worker::engine::classify::{classify_snapshot, Snapshot};
 use pairing_worker::engine::explain::explain;
 use pairing_worker::engine::pairing::{pair_in_new_session, PairingOptions};
 use pairing_worker::outcome::Outcome;
-use pairing_worker::provider::{FileTree, Registry};
+use pairing_worker::provider::{FileTree, PortalHosts, Registry};
 use pairing_worker::secret::Credentials;
 
 /// `pair` exit codes, documented in `--help` and the README.
@@ -167,10 +167,12 @@ fn read_html(path: &Path) -> anyhow::Result<String> {
 pub fn classify(registry: &Registry, args: ClassifyArgs) -> anyhow::Result<ExitCode> {
     let spec = registry.get(&args.provider)?;
     let html = read_html(&args.file)?;
-    let url = args.url.unwrap_or_else(|| spec.entry_url(None));
+    let url = args
+        .url
+        .unwrap_or_else(|| spec.entry_url(&PortalHosts::real()));
     let snapshot = Snapshot::parse(&url, &html).with_status(args.status);
     if args.explain {
-        let explanation = explain(&spec, &snapshot, None);
+        let explanation = explain(&spec, &snapshot, &PortalHosts::real());
         if args.json {
             println!("{}", serde_json::to_string_pretty(&explanation)?);
         } else {
@@ -178,7 +180,7 @@ pub fn classify(registry: &Registry, args: ClassifyArgs) -> anyhow::Result<ExitC
         }
         return Ok(ExitCode::SUCCESS);
     }
-    match classify_snapshot(&spec, &snapshot, None) {
+    match classify_snapshot(&spec, &snapshot, &PortalHosts::real()) {
         Ok(found) => {
             println!("{}", serde_json::to_string_pretty(&found)?);
             Ok(ExitCode::SUCCESS)
@@ -193,6 +195,58 @@ pub fn classify(registry: &Registry, args: ClassifyArgs) -> anyhow::Result<ExitC
     }
 }
 
+/// Where the portals are reached: their real hosts unless these point them elsewhere.
+#[derive(Args, Clone, Default)]
+pub struct PortalArgs {
+    /// Reach a portal origin at another URL, `ORIGIN=URL` (repeatable, or comma-separated in the
+    /// variable): `--portal-host https://auth.uber.com=http://10.0.0.5:8090/ubereats/auth`.
+    #[arg(
+        long = "portal-host",
+        value_name = "ORIGIN=URL",
+        env = "PAIRING_WORKER_PORTAL_HOSTS",
+        value_delimiter = ',',
+        value_parser = parse_portal_host
+    )]
+    portal_hosts: Vec<(String, String)>,
+    /// Developer kit: every portal's hosts pointed at a sandbox served at `http://HOST:PORT`
+    /// (`pairing-worker sandbox`), which serves host `K` of provider `P` under `/P/K`.
+    #[cfg(feature = "kit")]
+    #[arg(long, value_name = "URL")]
+    sandbox_url: Option<String>,
+}
+
+fn parse_portal_host(entry: &str) -> Result<(String, String), String> {
+    PortalHosts::parse_entry(entry).map_err(|error| error.to_string())
+}
+
+impl PortalArgs {
+    /// The host map these arguments describe (a `--portal-host` wins over `--sandbox-url`).
+    pub fn hosts(&self, registry: &Registry) -> anyhow::Result<PortalHosts> {
+        #[allow(unused_mut)]
+        let mut hosts = PortalHosts::real();
+        #[cfg(feature = "kit")]
+        if let Some(base) = &self.sandbox_url {
+            hosts = pairing_worker::kit::sandbox::portal_hosts(registry, base)
+                .context("--sandbox-url")?;
+        }
+        #[cfg(not(feature = "kit"))]
+        let _ = registry;
+        for (origin, base) in &self.portal_hosts {
+            hosts.insert(origin, base)?;
+        }
+        Ok(hosts)
+    }
+
+    /// Whether any portal is pointed away from its real host.
+    pub fn is_set(&self) -> bool {
+        #[cfg(feature = "kit")]
+        if self.sandbox_url.is_some() {
+            return true;
+        }
+        !self.portal_hosts.is_empty()
+    }
+}
+
 #[derive(Args)]
 pub struct PairArgs {
     #[arg(long)]
@@ -202,9 +256,8 @@ pub struct PairArgs {
     /// Read the password from the first line of standard input (never from an argument).
     #[arg(long, required = true)]
     password_stdin: bool,
-    /// Portal base URL (e.g. the sandbox's `http://127.0.0.1:8090/deliveroo`); default: the real portal.
-    #[arg(long)]
-    base_url: Option<String>,
+    #[command(flatten)]
+    portals: PortalArgs,
     /// When the portal asks for a code, read it from standard input (prompting on a terminal).
     #[arg(long)]
     code_stdin: bool,
@@ -313,7 +366,7 @@ pub async fn pair(registry: Registry, args: PairArgs) -> anyhow::Result<ExitCode
         password,
     };
     let options = PairingOptions {
-        base_url: args.base_url.clone(),
+        portal_hosts: args.portals.hosts(&registry)?,
         expected_stores: args.expect_store.clone(),
         deadline: Duration::from_secs(args.deadline_secs),
         artifacts_dir: Some(args.artifacts.clone()),

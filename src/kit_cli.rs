@@ -13,11 +13,9 @@ use pairing_worker::browser::Browser;
 use pairing_worker::engine::pairing::PairingOptions;
 use pairing_worker::kit::fixtures;
 use pairing_worker::kit::sandbox::script::{SandboxScript, ScenarioCard};
-use pairing_worker::kit::sandbox::Sandbox;
-use pairing_worker::outcome::Outcome;
+use pairing_worker::kit::sandbox::{run_card_through_queue, Sandbox};
 use pairing_worker::provider::{FileTree, Registry};
 use pairing_worker::queue::{Key, KeyRing, Queue, QueueConfig};
-use pairing_worker::secret::Credentials;
 use pairing_worker::worker::{Worker, WorkerConfig};
 
 use crate::cli::{browser_config, EXIT_NOT_PAIRED};
@@ -163,7 +161,7 @@ pub async fn sandbox(
         sandbox.providers().collect::<Vec<_>>().join(", ")
     );
     for provider in sandbox.providers() {
-        eprintln!("  pairing-worker pair --provider {provider} --base-url http://{addr}/{provider} --username ... --password-stdin");
+        eprintln!("  pairing-worker pair --provider {provider} --sandbox-url http://{addr} --username ... --password-stdin");
     }
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
@@ -220,7 +218,7 @@ pub async fn demo(
         poll_interval: Duration::from_millis(50),
         // The sandbox has no rate limit to respect; real portals get the default.
         logins_per_minute: std::num::NonZeroU32::new(10_000).expect("non-zero"),
-        portal_base: Some(format!("http://{addr}")),
+        portal_hosts: sandbox.portal_hosts(&format!("http://{addr}")),
         pairing: PairingOptions {
             // The demo's merchant answers at once or never: no need to wait five minutes.
             code_wait: Duration::from_secs(4),
@@ -240,7 +238,7 @@ pub async fn demo(
     for (index, card) in cards.into_iter().enumerate() {
         let (queue, bar, sandbox) = (queue.clone(), bar.clone(), sandbox.clone());
         runs.spawn(async move {
-            let result = demo_card(&queue, &sandbox, &card).await;
+            let result = run_card_through_queue(&queue, &sandbox, &card).await;
             bar.inc(1);
             bar.set_message(format!("{}/{}", card.provider, card.scenario));
             (index, card, result)
@@ -290,100 +288,4 @@ pub async fn demo(
     } else {
         ExitCode::from(EXIT_NOT_PAIRED)
     })
-}
-
-/// One scenario account through the queue, with a merchant at the dashboard who behaves as the
-/// scenario says: types the code the portal sent (or a wrong one first), types a fixed code once,
-/// or never answers. A merchant with no code left gives up (cancels) and the portal's verdict on
-/// the last code is the result. Returns the outcome and the job's time from submit to end.
-async fn demo_card(
-    queue: &Queue,
-    sandbox: &Sandbox,
-    card: &ScenarioCard,
-) -> anyhow::Result<(Outcome, u64)> {
-    use pairing_worker::kit::sandbox::script::Delivery;
-    use pairing_worker::queue::{AccountSecrets, JobKind, JobState, NewAccount};
-    const ORG: &str = "demo";
-    let silent =
-        card.expected == Outcome::TwoFactor(pairing_worker::outcome::TwoFactor::CodeTimeout);
-    let totp = match (card.delivery, &card.totp_secret) {
-        (Some(Delivery::Totp), Some(secret)) => Some(secrecy::SecretString::from(secret.clone())),
-        _ => None,
-    };
-    let account = queue
-        .create_account(NewAccount {
-            organisation: ORG.into(),
-            provider: card.provider.clone(),
-            secrets: AccountSecrets {
-                credentials: Credentials {
-                    username: card.username.clone(),
-                    password: secrecy::SecretString::from(card.password.clone()),
-                },
-                totp,
-                mailbox: None,
-            },
-            stores: Vec::new(),
-        })
-        .await?;
-    let interactive = card.code.is_some() || card.supply_code || silent;
-    let job = queue
-        .submit(ORG, &account.id, JobKind::Pair, interactive)
-        .await?
-        .job;
-    let mut scripted = card
-        .wrong_code_first
-        .iter()
-        .chain(&card.code)
-        .cloned()
-        .collect::<Vec<_>>();
-    scripted.reverse();
-    let mut answered = None;
-    // When a worker first had the job: a job the merchant cancels reports no time of its own, and
-    // the time it spent queued behind other scenarios is not the pairing's.
-    let mut started: Option<std::time::Instant> = None;
-    loop {
-        let current = queue
-            .job(ORG, &job.id)
-            .await?
-            .context("the demo's job vanished")?;
-        if current.state != JobState::Queued {
-            started.get_or_insert_with(std::time::Instant::now);
-        }
-        // The pairing's own time when it reports one.
-        let ms = current
-            .result
-            .as_ref()
-            .and_then(|report| report.get("elapsed_ms"))
-            .and_then(|ms| ms.as_u64())
-            .unwrap_or_else(|| started.map_or(0, |at| at.elapsed().as_millis() as u64));
-        if current.state.is_final() {
-            let outcome = current.outcome.with_context(|| {
-                current
-                    .error
-                    .clone()
-                    .unwrap_or_else(|| format!("job {:?}", current.state))
-            })?;
-            return Ok((outcome, ms));
-        }
-        let fresh_ask =
-            current.state == JobState::AwaitingCode && answered != Some(current.updated_at);
-        if fresh_ask && !silent {
-            let texted = || match (card.delivery, card.supply_code) {
-                (Some(_), true) => sandbox.issued_code(&card.provider, &card.username),
-                _ => None,
-            };
-            let Some(code) = scripted.pop().or_else(texted) else {
-                queue.cancel(ORG, &job.id).await?;
-                let verdict = current
-                    .code_verdict
-                    .context("asked for a code nobody has")?;
-                return Ok((verdict, ms));
-            };
-            queue
-                .submit_code(ORG, &job.id, &secrecy::SecretString::from(code))
-                .await?;
-            answered = Some(current.updated_at);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

@@ -20,7 +20,7 @@ use pairing_worker::queue::{
 use pairing_worker::secret::Credentials;
 use pairing_worker::worker::{Worker, WorkerConfig};
 
-use crate::cli::{browser_config, read_secret_line};
+use crate::cli::{browser_config, read_secret_line, PortalArgs};
 
 /// Where the queue lives and the key its secrets are sealed with.
 #[derive(Args, Clone)]
@@ -105,11 +105,10 @@ pub struct ServeArgs {
     #[arg(long, value_enum)]
     isolation: Option<pairing_worker::browser::Isolation>,
     /// Serve the sandbox portals in-process and log into them instead of the real portals.
-    #[arg(long, conflicts_with = "portal_base")]
-    sandbox: bool,
-    /// Portal base URL (a sandbox started elsewhere: `http://HOST:PORT`); default: real portals.
     #[arg(long)]
-    portal_base: Option<String>,
+    sandbox: bool,
+    #[command(flatten)]
+    portals: PortalArgs,
     /// Seconds running jobs get to finish after SIGTERM before they are released.
     #[arg(long, default_value_t = 30)]
     grace_secs: u64,
@@ -187,7 +186,10 @@ pub async fn serve(
     let registry = Arc::new(registry);
     // Held until the worker stops: the in-process sandbox serves while it lives.
     let mut _sandbox_task: Option<tokio::task::JoinHandle<()>> = None;
-    let portal_base = if args.sandbox {
+    if args.sandbox && args.portals.is_set() {
+        bail!("--sandbox serves the portals here: give it without --portal-host or --sandbox-url");
+    }
+    let portal_hosts = if args.sandbox {
         #[cfg(not(feature = "kit"))]
         {
             let _ = recorded;
@@ -199,14 +201,17 @@ pub async fn serve(
             let sandbox = Arc::new(pairing_worker::kit::sandbox::Sandbox::from_registry(
                 &registry, recorded,
             )?);
-            let (addr, task) = sandbox.serve("127.0.0.1:0").await?;
+            let (addr, task) = sandbox.clone().serve("127.0.0.1:0").await?;
             _sandbox_task = Some(task);
             eprintln!("sandbox portals on http://{addr}/");
-            Some(format!("http://{addr}"))
+            sandbox.portal_hosts(&format!("http://{addr}"))
         }
     } else {
-        args.portal_base.clone()
+        args.portals.hosts(&registry)?
     };
+    if !portal_hosts.is_real() {
+        tracing::info!(hosts = %portal_hosts, "portals reached through the host map");
+    }
     let browser = Browser::launch(browser_config(args.webdriver.clone(), args.isolation))
         .await
         .context("starting the browser")?;
@@ -219,7 +224,7 @@ pub async fn serve(
         logins_per_minute: NonZeroU32::new(args.logins_per_minute)
             .context("--logins-per-minute must be at least 1")?,
         prestarted_sessions: args.prestarted_sessions,
-        portal_base,
+        portal_hosts,
         pairing: PairingOptions {
             artifacts_dir: Some(args.artifacts.clone()),
             ..PairingOptions::default()

@@ -16,7 +16,7 @@ use crate::codes::{merchant_codes, AccountCodes, CodeSubmitter, MailboxWatch, To
 use crate::engine::guard::{PasswordGuard, Withheld};
 use crate::engine::pairing::{pair, PairingError, PairingOptions};
 use crate::outcome::Outcome;
-use crate::provider::Registry;
+use crate::provider::{PortalHosts, Registry};
 use crate::queue::{
     Claimed, HeartbeatError, Job, Lease, Queue, RunError, RunResult, SubmissionRefused,
 };
@@ -48,9 +48,8 @@ pub struct WorkerConfig {
     /// Fresh browser sessions kept started ahead of need, so a claimed job does not wait ≈ 0.5 s
     /// for one (each is used once; each idle one holds a Chromium).
     pub prestarted_sessions: usize,
-    /// Where the portals are: `None` the real ones; a sandbox's `http://HOST:PORT` (each
-    /// provider under `/<provider>`).
-    pub portal_base: Option<String>,
+    /// Where the portals are reached: their real hosts unless the map points them elsewhere.
+    pub portal_hosts: PortalHosts,
     /// Deadlines, budgets and the artifacts folder for every pairing.
     pub pairing: PairingOptions,
 }
@@ -69,7 +68,7 @@ impl Default for WorkerConfig {
             grace: Duration::from_secs(30),
             logins_per_minute: NonZeroU32::new(10).expect("non-zero"),
             prestarted_sessions: 2,
-            portal_base: None,
+            portal_hosts: PortalHosts::real(),
             pairing: PairingOptions::default(),
         }
     }
@@ -325,11 +324,7 @@ impl Worker {
             }
         }
         let options = PairingOptions {
-            base_url: self
-                .config
-                .portal_base
-                .as_ref()
-                .map(|base| format!("{}/{}", base.trim_end_matches('/'), job.provider)),
+            portal_hosts: self.config.portal_hosts.clone(),
             expected_stores: account.stores.iter().map(|s| s.id.clone()).collect(),
             ..self.config.pairing.clone()
         };

@@ -13,7 +13,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use pairing_worker::browser::{Browser, BrowserConfig, BrowserError};
 use pairing_worker::codes::NoCodes;
 use pairing_worker::engine::pairing::{pair_in_new_session, PairingError, PairingOptions};
-use pairing_worker::kit::sandbox::{run_card, Sandbox};
+use pairing_worker::kit::sandbox::{portal_hosts, run_card, Sandbox};
 use pairing_worker::outcome::{InvalidCredentials, Outcome, TwoFactor};
 use pairing_worker::provider::Registry;
 use pairing_worker::secret::{Credentials, SecretString};
@@ -112,14 +112,13 @@ fn main() {
         .map(|card| {
             Trial::test(format!("{}::{}", card.provider, card.scenario), move || {
                 let env = env()?;
-                let base = format!("{}/{}", env.base, card.provider);
                 let report = RUNTIME
                     .block_on(run_card(
                         &env.browser,
                         &env.registry,
                         &env.sandbox,
                         &card,
-                        &base,
+                        &env.base,
                     ))
                     .map_err(|e| e.to_string())?;
                 check(report.outcome == card.expected, || {
@@ -202,7 +201,7 @@ fn main() {
                     password: SecretString::from("Hung-Pass-1".to_string()),
                 };
                 let options = PairingOptions {
-                    base_url: Some(format!("http://{addr}/deliveroo")),
+                    portal_hosts: portal_hosts(&env.registry, &format!("http://{addr}")).unwrap(),
                     ..PairingOptions::default()
                 };
                 let result =
@@ -237,7 +236,7 @@ fn main() {
                 password: SecretString::from("Canary-Pass-7731".to_string()),
             };
             let options = PairingOptions {
-                base_url: Some(format!("http://{addr}/deliveroo")),
+                portal_hosts: portal_hosts(&env.registry, &format!("http://{addr}")).unwrap(),
                 artifacts_dir: Some(dir.path().to_path_buf()),
                 ..PairingOptions::default()
             };
@@ -297,7 +296,7 @@ fn main() {
                     password: SecretString::from("Renamed-Pass-1".to_string()),
                 };
                 let options = PairingOptions {
-                    base_url: Some(format!("http://{addr}/deliveroo")),
+                    portal_hosts: portal_hosts(&env.registry, &format!("http://{addr}")).unwrap(),
                     artifacts_dir: Some(dir.path().to_path_buf()),
                     ..PairingOptions::default()
                 };
@@ -339,15 +338,9 @@ fn main() {
             let own = Browser::launch(BrowserConfig::default())
                 .await
                 .map_err(|e| e.to_string())?;
-            run_card(
-                &own,
-                &env.registry,
-                &env.sandbox,
-                &card,
-                &format!("{}/{}", env.base, card.provider),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            run_card(&own, &env.registry, &env.sandbox, &card, &env.base)
+                .await
+                .map_err(|e| e.to_string())?;
             // Its browser context is gone once the pairing is over...
             let contexts = own
                 .isolated_sessions_open()

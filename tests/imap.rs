@@ -14,7 +14,7 @@ use pairing_worker::browser::{Browser, BrowserConfig};
 use pairing_worker::codes::mailbox::{self, MailboxError};
 use pairing_worker::codes::{AccountCodes, EmailCodeRule, MailboxWatch};
 use pairing_worker::engine::pairing::{pair_in_new_session, PairingOptions};
-use pairing_worker::kit::sandbox::{MailDelivery, Sandbox};
+use pairing_worker::kit::sandbox::{portal_hosts, MailDelivery, Sandbox};
 use pairing_worker::outcome::Outcome;
 use pairing_worker::provider::Registry;
 use pairing_worker::reach::{parse_range, Policy, Reach};
@@ -346,7 +346,8 @@ fn main() {
                         .map_err(fail)?;
                     let config = WorkerConfig {
                         poll_interval: Duration::from_millis(50),
-                        portal_base: Some(format!("http://{addr}")),
+                        portal_hosts: portal_hosts(&registry, &format!("http://{addr}"))
+                            .map_err(fail)?,
                         ..WorkerConfig::default()
                     };
                     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -442,7 +443,8 @@ fn main() {
                         password: SecretString::from(card.password.clone()),
                     };
                     let options = PairingOptions {
-                        base_url: Some(format!("http://{addr}/{}", card.provider)),
+                        portal_hosts: portal_hosts(&registry, &format!("http://{addr}"))
+                            .map_err(fail)?,
                         code_wait: Duration::from_secs(30),
                         ..PairingOptions::default()
                     };

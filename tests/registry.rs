@@ -136,3 +136,31 @@ fn which_chromedriver() -> Option<std::path::PathBuf> {
             .find(|p| p.is_file())
     })
 }
+
+#[test]
+fn two_providers_on_one_origin_are_refused() {
+    // The host map that points portals at a sandbox is keyed by origin: a shared origin would
+    // send one provider's pages to another's portal.
+    let root = tempfile::tempdir().unwrap();
+    scratch_provider(root.path());
+    let providers = root.path().join("providers");
+    let spec = std::fs::read_to_string(providers.join(format!("{SCRATCH}.toml"))).unwrap();
+    std::fs::write(
+        providers.join("twinpie.toml"),
+        spec.replacen(&format!("id = \"{SCRATCH}\""), "id = \"twinpie\"", 1),
+    )
+    .unwrap();
+    std::fs::write(
+        providers.join("registry.toml"),
+        format!(
+            "[[provider]]\nid = \"{SCRATCH}\"\nname = \"S\"\nstatus = \"supported\"\n\n[[provider]]\nid = \"twinpie\"\nname = \"T\"\nstatus = \"supported\"\n"
+        ),
+    )
+    .unwrap();
+    let (ok, text) = worker(root.path(), &["providers"]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("is already a host of `") && text.contains("one origin, one provider"),
+        "{text}"
+    );
+}

@@ -22,6 +22,7 @@ use base64::Engine;
 use pairing_worker::browser::{Browser, BrowserConfig};
 use pairing_worker::codes::NoCodes;
 use pairing_worker::engine::pairing::{pair_in_new_session, PairingOptions};
+use pairing_worker::kit::sandbox::portal_hosts;
 use pairing_worker::outcome::Outcome;
 use pairing_worker::provider::Registry;
 use pairing_worker::secret::{logs, Credentials, Redactor, SecretString};
@@ -338,7 +339,7 @@ async fn canary_portal_leaves_no_spelling_in_artifacts_report_or_logs() {
     let spec = registry.get("deliveroo").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let options = PairingOptions {
-        base_url: Some(format!("{base}/deliveroo")),
+        portal_hosts: portal_hosts(&registry, &base).unwrap(),
         artifacts_dir: Some(dir.path().to_path_buf()),
         ..PairingOptions::default()
     };
@@ -453,11 +454,7 @@ async fn pair_command_at_trace_logs_no_spelling() {
     let artifacts = tempfile::tempdir().unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pairing-worker"))
         .args(["pair", "--provider", "deliveroo", "--username", USERNAME])
-        .args([
-            "--password-stdin",
-            "--base-url",
-            &format!("{base}/deliveroo"),
-        ])
+        .args(["--password-stdin", "--sandbox-url", &base])
         .arg("--artifacts")
         .arg(artifacts.path())
         .env("RUST_LOG", HOSTILE_RUST_LOG)

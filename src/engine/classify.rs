@@ -17,6 +17,7 @@ use super::snapshot::{element_text, ALL_IN_BODY};
 use crate::outcome::{CodeRequest, Outcome, Store, StoreConfig, StoreState, Unavailable};
 use crate::provider::lexicon::Concept;
 use crate::provider::spec::{PageRule, ProviderSpec, Signal};
+use crate::provider::PortalHosts;
 
 /// What one page is.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -173,22 +174,22 @@ fn decides_without_a_rule(outcome: Outcome) -> bool {
     )
 }
 
-/// Classifies one page of `spec`. `base_override` is the `--base-url` the portal is served from.
+/// Classifies one page of `spec`, seen where `hosts` reaches its portal.
 pub fn classify(
     spec: &ProviderSpec,
     url: &str,
     html: &str,
-    base_override: Option<&str>,
+    hosts: &PortalHosts,
 ) -> Result<Classification, ClassifyError> {
-    classify_snapshot(spec, &Snapshot::parse(url, html), base_override)
+    classify_snapshot(spec, &Snapshot::parse(url, html), hosts)
 }
 
 pub fn classify_snapshot(
     spec: &ProviderSpec,
     snapshot: &Snapshot,
-    base_override: Option<&str>,
+    hosts: &PortalHosts,
 ) -> Result<Classification, ClassifyError> {
-    let assessment = assess(spec, snapshot, base_override);
+    let assessment = assess(spec, snapshot, hosts);
     conclude(spec, snapshot, assessment)
 }
 
@@ -243,8 +244,8 @@ pub fn conclude(
 }
 
 /// Reads everything on the page: matching rules, walls, surfaces, signals, stores, status.
-pub fn assess(spec: &ProviderSpec, snapshot: &Snapshot, base_override: Option<&str>) -> Assessment {
-    let (host, path) = spec.locate(&snapshot.url, base_override);
+pub fn assess(spec: &ProviderSpec, snapshot: &Snapshot, hosts: &PortalHosts) -> Assessment {
+    let (host, path) = spec.locate(&snapshot.url, hosts);
     let text = snapshot.page_text();
     let matching: Vec<&PageRule> = spec
         .pages

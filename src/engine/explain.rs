@@ -8,7 +8,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::classify::{assess, conclude, rule_mismatch, Assessment, Classification, Snapshot};
-use crate::provider::ProviderSpec;
+use crate::provider::{PortalHosts, ProviderSpec};
 
 #[derive(Debug, Serialize)]
 pub struct RuleCheck {
@@ -28,12 +28,8 @@ pub struct Explanation {
     pub result: Result<Classification, String>,
 }
 
-pub fn explain(
-    spec: &ProviderSpec,
-    snapshot: &Snapshot,
-    base_override: Option<&str>,
-) -> Explanation {
-    let (host, path) = spec.locate(snapshot.url(), base_override);
+pub fn explain(spec: &ProviderSpec, snapshot: &Snapshot, hosts: &PortalHosts) -> Explanation {
+    let (host, path) = spec.locate(snapshot.url(), hosts);
     let text = snapshot.page_text();
     let rules = spec
         .pages
@@ -47,7 +43,7 @@ pub fn explain(
             }
         })
         .collect();
-    let assessment = assess(spec, snapshot, base_override);
+    let assessment = assess(spec, snapshot, hosts);
     let result = conclude(spec, snapshot, assessment.clone()).map_err(|e| e.to_string());
     Explanation {
         url: snapshot.url().to_string(),

@@ -16,13 +16,19 @@ use crate::outcome::{
     CodeRequest, Decision, Outcome, Store, StoreConfig, StoreState, TwoFactor, Unavailable,
 };
 use crate::provider::spec::{Action, FillValue, PageRule};
-use crate::provider::ProviderSpec;
+use crate::provider::{PortalHosts, ProviderSpec};
 use crate::secret::{redact_text, Credentials, Redactor};
+
+mod acting;
+mod ending;
+
+use acting::{describe, Changed};
+use ending::{Ending, Unrecognized};
 
 #[derive(Debug, Clone)]
 pub struct PairingOptions {
-    /// Portal base URL override (the sandbox); `None` uses the real portal.
-    pub base_url: Option<String>,
+    /// Where the portal is reached (its real hosts unless the map points them elsewhere).
+    pub portal_hosts: PortalHosts,
     /// Store ids that must be on the account.
     pub expected_stores: Vec<String>,
     /// The portal's share of the job's deadline; waiting for codes has its own budget on top
@@ -41,7 +47,7 @@ pub struct PairingOptions {
 impl Default for PairingOptions {
     fn default() -> Self {
         PairingOptions {
-            base_url: None,
+            portal_hosts: PortalHosts::real(),
             expected_stores: Vec::new(),
             deadline: Duration::from_secs(120),
             step_budget: 25,
@@ -165,47 +171,6 @@ pub async fn pair<C: CodeSource, G: PasswordGuard>(
     })
 }
 
-struct Ending {
-    outcome: Outcome,
-    page: Option<String>,
-    raw_message: Option<String>,
-    stores: Vec<Store>,
-    missing_store_ids: Vec<String>,
-    code_request: Option<CodeRequest>,
-    artifacts: Option<PathBuf>,
-}
-
-impl Ending {
-    fn new(outcome: Outcome, page: Option<&str>) -> Ending {
-        Ending {
-            outcome,
-            page: page.map(str::to_string),
-            raw_message: None,
-            stores: Vec::new(),
-            missing_store_ids: Vec::new(),
-            code_request: None,
-            artifacts: None,
-        }
-    }
-
-    fn message(mut self, message: impl Into<String>) -> Ending {
-        self.raw_message = Some(message.into());
-        self
-    }
-
-    fn from_page(found: Classification, outcome: Outcome) -> Ending {
-        Ending {
-            outcome,
-            page: Some(found.page),
-            raw_message: found.raw_message,
-            stores: found.stores,
-            missing_store_ids: Vec::new(),
-            code_request: found.code_request,
-            artifacts: None,
-        }
-    }
-}
-
 struct Run<'a> {
     session: &'a Session,
     spec: &'a ProviderSpec,
@@ -231,8 +196,8 @@ impl Run<'_> {
         secrets
     }
 
-    fn base(&self) -> Option<&str> {
-        self.options.base_url.as_deref()
+    fn hosts(&self) -> &PortalHosts {
+        &self.options.portal_hosts
     }
 
     fn record(&mut self, page: &str, did: impl Into<String>) {
@@ -247,7 +212,7 @@ impl Run<'_> {
     async fn look(&self) -> Result<(Result<Classification, Unrecognized>, String), PairingError> {
         let page = self.session.snapshot().await?;
         let snapshot = Snapshot::parse(&page.url, &page.html).with_status(page.status);
-        let found = classify_snapshot(self.spec, &snapshot, self.base());
+        let found = classify_snapshot(self.spec, &snapshot, self.hosts());
         let status = page.status;
         Ok((
             found.map_err(|error| Unrecognized {
@@ -265,7 +230,9 @@ impl Run<'_> {
         codes: &mut C,
         guard: &mut G,
     ) -> Result<Ending, PairingError> {
-        self.session.goto(&self.spec.entry_url(self.base())).await?;
+        self.session
+            .goto(&self.spec.entry_url(self.hosts()))
+            .await?;
         let mut codes_typed = 0usize;
         let mut password_pages = std::collections::HashSet::new();
         let (mut found, mut document) = match self.look().await? {
@@ -432,272 +399,6 @@ impl Run<'_> {
                 self.options.step_budget
             )),
         )
-    }
-
-    /// A selector of the spec that finds nothing on the page it was written for: the page is not
-    /// what the spec thinks (a spec defect or a changed portal), so the pairing ends as
-    /// `unrecognized_page` with the artifact — never as an infrastructure error the queue would
-    /// retry (a retry may submit the password again). Other browser errors pass through.
-    async fn spec_mismatch(&self, error: BrowserError, page: &str) -> Result<Ending, PairingError> {
-        let BrowserError::NoElement { command, css } = &error else {
-            return Err(error.into());
-        };
-        let snapshot = self.session.snapshot().await?;
-        let classify_error = ClassifyError::NoMatch {
-            provider: self.spec.id.clone(),
-            url: snapshot.url.clone(),
-        };
-        let mut ending = self
-            .unrecognized(Unrecognized {
-                error: classify_error,
-                url: snapshot.url,
-                html: snapshot.html,
-                status: snapshot.status,
-            })
-            .await?;
-        ending.page = Some(page.to_string());
-        ending.raw_message = Some(format!(
-            "on page `{page}`, `{command}` found no visible element for the spec's selector `{css}`"
-        ));
-        Ok(ending)
-    }
-
-    /// Ends on a code page, reporting the request the merchant must answer (with its expiry).
-    fn finish_asking(
-        &self,
-        found: Classification,
-        outcome: Outcome,
-        request: CodeRequest,
-    ) -> Ending {
-        let mut ending = self.finish(found, outcome);
-        ending.code_request = Some(request);
-        ending
-    }
-
-    fn finish(&self, found: Classification, outcome: Outcome) -> Ending {
-        let mut ending = Ending::from_page(found, outcome);
-        if outcome == Outcome::Paired {
-            let ids: Vec<&str> = ending.stores.iter().map(|s| s.id.as_str()).collect();
-            ending.missing_store_ids = self
-                .options
-                .expected_stores
-                .iter()
-                .filter(|want| !ids.contains(&want.as_str()))
-                .cloned()
-                .collect();
-            if !ending.missing_store_ids.is_empty() {
-                ending.outcome = Outcome::InvalidStoreConfig(StoreConfig::StoreNotFound);
-            } else {
-                // An expected store the platform shows as inactive is never `paired`.
-                let inactive: Vec<&str> = ending
-                    .stores
-                    .iter()
-                    .filter(|s| {
-                        s.state == Some(StoreState::Inactive)
-                            && self.options.expected_stores.contains(&s.id)
-                    })
-                    .map(|s| s.name.as_str())
-                    .collect();
-                if !inactive.is_empty() {
-                    ending.raw_message = Some(format!("inactive: {}", inactive.join(", ")));
-                    ending.outcome = Outcome::InvalidStoreConfig(StoreConfig::RestaurantInactive);
-                }
-            }
-        }
-        if !matches!(ending.outcome, Outcome::TwoFactor(_)) {
-            ending.code_request = None;
-        }
-        ending
-    }
-
-    async fn act(&self, rule: &PageRule) -> Result<(), PairingError> {
-        for action in &rule.actions {
-            match action {
-                Action::Fill { target, value } => {
-                    let text = match value {
-                        FillValue::Username => {
-                            crate::digits::phone_login_as_ascii(&self.credentials.username)
-                        }
-                        FillValue::Password => {
-                            std::borrow::Cow::Borrowed(self.credentials.password.expose_secret())
-                        }
-                    };
-                    self.session
-                        .fill(&target.source, &text, self.spec.input)
-                        .await?;
-                }
-                Action::Click { target } => {
-                    self.session.click(&target.source, self.spec.input).await?
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Types a code into one field or one digit per box, then submits. `false`: wrong length.
-    async fn type_code(
-        &mut self,
-        rule: &PageRule,
-        code: SecretString,
-    ) -> Result<bool, PairingError> {
-        let code_page = rule.code.as_ref().expect("code rule");
-        // Whatever script the merchant typed it in, the portal's input takes ASCII digits.
-        let code = Zeroizing::new(crate::digits::to_ascii_digits(code.expose_secret().trim()));
-        let css = &code_page.inputs.source;
-        let boxes = self.session.count_visible(css).await?;
-        let fits = match boxes {
-            0 => false,
-            1 => code_page.length.is_none_or(|n| n == code.chars().count()),
-            boxes => boxes == code.chars().count(),
-        };
-        if !fits {
-            return Ok(false);
-        }
-        if boxes == 1 {
-            self.session.fill(css, &code, self.spec.input).await?;
-        } else {
-            self.session.fill_each(css, &code, self.spec.input).await?;
-        }
-        self.typed_codes.push(code);
-        self.session
-            .click(&code_page.submit.source, self.spec.input)
-            .await?;
-        Ok(true)
-    }
-
-    /// Waits until the page is recognisably different from `before` (another page, overlay or
-    /// message, or a new document): never acts twice on one unchanged page.
-    async fn wait_for_change(
-        &self,
-        before: &Classification,
-        before_document: &str,
-    ) -> Result<Changed, PairingError> {
-        let deadline = Instant::now() + Duration::from_millis(self.spec.step_timeout_ms);
-        let key = before.state_key();
-        loop {
-            match self.look().await? {
-                // An error nobody explains may be a page still drawing itself ("Loading…" in a
-                // status region): take it once the page has settled, not on first sight.
-                (Ok(found), _)
-                    if found.outcome == Some(Outcome::UnrecognizedPage)
-                        && self
-                            .session
-                            .wait_for_mutation(
-                                deadline
-                                    .saturating_duration_since(Instant::now())
-                                    .min(SETTLED),
-                            )
-                            .await? =>
-                {
-                    continue
-                }
-                (Ok(found), document)
-                    if found.state_key() != key || document != before_document =>
-                {
-                    return Ok(Changed::To(found, document))
-                }
-                (Ok(_), _) => {}
-                // A page in transition may match nothing for a moment: it ends as unrecognised
-                // once it has stopped changing (or at the deadline), not a full step timeout later.
-                (Err(unrecognized), _) if Instant::now() >= deadline => {
-                    return Ok(Changed::Unrecognized(unrecognized))
-                }
-                (Err(unrecognized), _) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    let moved = self.session.wait_for_mutation(left.min(SETTLED)).await?;
-                    if !moved {
-                        match self.look().await? {
-                            (Err(_), _) => return Ok(Changed::Unrecognized(unrecognized)),
-                            (Ok(found), document)
-                                if found.state_key() != key || document != before_document =>
-                            {
-                                return Ok(Changed::To(found, document))
-                            }
-                            (Ok(_), _) => {}
-                        }
-                    }
-                    continue;
-                }
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(Changed::Stuck);
-            }
-            self.session
-                .wait_for_mutation(left.min(MUTATION_POLL))
-                .await?;
-        }
-    }
-
-    async fn unrecognized(&self, page: Unrecognized) -> Result<Ending, PairingError> {
-        let Unrecognized {
-            error,
-            url,
-            html,
-            status,
-        } = page;
-        // The portal's real URL, so a page saved from the sandbox becomes a fixture of the portal.
-        let url = self.spec.real_url(&url, self.base());
-        // Every spelling of every secret is built once for the page, its metadata and its picture.
-        let redactor = Redactor::new(&self.secrets());
-        let saved = match &self.options.artifacts_dir {
-            Some(dir) => {
-                let screenshot = self.session.scrubbed_screenshot(&redactor).await.ok();
-                let meta = ArtifactMeta {
-                    provider: self.spec.id.clone(),
-                    url: redactor.redact(&url),
-                    error: redactor.redact(&error.to_string()),
-                    saved_at: chrono::Utc::now(),
-                    status,
-                };
-                artifacts::save(
-                    dir,
-                    &meta,
-                    &redactor.redact_html(&html),
-                    screenshot.as_deref(),
-                )
-                .ok()
-            }
-            None => None,
-        };
-        if let ClassifyError::Ambiguous { .. } = error {
-            return Err(PairingError::AmbiguousPage {
-                error,
-                artifacts: saved,
-            });
-        }
-        let mut ending = Ending::new(Outcome::UnrecognizedPage, None)
-            .message(redactor.redact(&error.to_string()));
-        ending.artifacts = saved;
-        Ok(ending)
-    }
-}
-
-/// A page no rule (or more than one rule) matches, with its URL and HTML.
-struct Unrecognized {
-    error: ClassifyError,
-    url: String,
-    html: String,
-    status: Option<u16>,
-}
-
-enum Changed {
-    To(Classification, String),
-    Unrecognized(Unrecognized),
-    Stuck,
-}
-
-fn describe(action: &Action) -> String {
-    match action {
-        Action::Fill {
-            target,
-            value: FillValue::Username,
-        } => format!("filled {} with the username", target.source),
-        Action::Fill {
-            target,
-            value: FillValue::Password,
-        } => format!("filled {} with the password", target.source),
-        Action::Click { target } => format!("clicked {}", target.source),
     }
 }
 

@@ -94,7 +94,7 @@ pub fn load(files: &FileTree, provider: &str) -> Result<Vec<Page>, String> {
 pub fn judge(spec: &ProviderSpec, page: &Page) -> Verdict {
     let snapshot =
         Snapshot::parse(&page.meaning.url, &page.html).with_status(Some(page.meaning.status));
-    let got = classify_snapshot(spec, &snapshot, None)
+    let got = classify_snapshot(spec, &snapshot, &crate::provider::PortalHosts::real())
         .ok()
         .map_or(Some(Outcome::UnrecognizedPage), |c| c.outcome);
     let want = page.meaning.outcome;
@@ -262,8 +262,13 @@ fn movable_message(spec: &ProviderSpec, fixture: &Fixture) -> Option<String> {
     if matches!(outcome, Outcome::Paired | Outcome::UnrecognizedPage) {
         return None;
     }
-    let found =
-        crate::engine::classify::classify(spec, &fixture.expected.url, &fixture.html, None).ok()?;
+    let found = crate::engine::classify::classify(
+        spec,
+        &fixture.expected.url,
+        &fixture.html,
+        &crate::provider::PortalHosts::real(),
+    )
+    .ok()?;
     let message = found.raw_message?;
     // Only a message that is its own text node (no markup inside), so removing it removes it.
     (message.len() > 8 && fixture.html.matches(message.as_str()).count() == 1).then_some(message)

@@ -96,8 +96,13 @@ pub fn load(files: &FileTree, provider: &str) -> Result<Vec<Fixture>, String> {
 impl Fixture {
     /// Classifies the page and compares with what it must be; `Err` says every difference.
     pub fn check(&self, spec: &ProviderSpec) -> Result<Classification, String> {
-        let got =
-            classify(spec, &self.expected.url, &self.html, None).map_err(|e| e.to_string())?;
+        let got = classify(
+            spec,
+            &self.expected.url,
+            &self.html,
+            &crate::provider::PortalHosts::real(),
+        )
+        .map_err(|e| e.to_string())?;
         let want = &self.expected;
         let mut problems = Vec::new();
         if got.page != want.page {

@@ -2,6 +2,7 @@
 //! specs of those we support.
 
 pub mod catalog;
+pub mod hosts;
 pub mod lexicon;
 pub mod spec;
 
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use include_dir::{include_dir, Dir};
 use serde::Serialize;
 
+pub use hosts::{HostMapError, PortalHosts};
 pub use spec::{ProviderSpec, SpecError};
 
 pub use catalog::{CatalogEntry, SupportStatus};
@@ -159,6 +161,24 @@ impl Registry {
                     file: providers.display(&name),
                     field: "id".into(),
                     message,
+                }
+                .into());
+            }
+            // A host map is keyed by origin: one origin must name one provider's host.
+            let shared_origin = specs.values().find_map(|other: &Arc<ProviderSpec>| {
+                let theirs: Vec<&String> = other.hosts.values().collect();
+                spec.hosts
+                    .values()
+                    .find(|origin| theirs.contains(origin))
+                    .map(|origin| (other.id.clone(), origin.clone()))
+            });
+            if let Some((other, origin)) = shared_origin {
+                return Err(SpecError {
+                    file: providers.display(&name),
+                    field: "hosts".into(),
+                    message: format!(
+                        "`{origin}` is already a host of `{other}`: one origin, one provider"
+                    ),
                 }
                 .into());
             }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pairing_worker::browser::{Browser, BrowserConfig};
-use pairing_worker::kit::sandbox::Sandbox;
+use pairing_worker::kit::sandbox::{portal_hosts, Sandbox};
 use pairing_worker::provider::Registry;
 use pairing_worker::queue::{Key, KeyRing, Queue, QueueConfig};
 use pairing_worker::worker::{Worker, WorkerConfig};
@@ -64,7 +64,7 @@ impl Rig {
         .unwrap();
         let config = WorkerConfig {
             poll_interval: Duration::from_millis(50),
-            portal_base: Some(format!("http://{portal}")),
+            portal_hosts: portal_hosts(&registry, &format!("http://{portal}")).unwrap(),
             ..WorkerConfig::default()
         };
         let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -81,7 +81,7 @@ pub fn serve(db: &str, key: &str, webdriver: &str, portal: &str, log: std::path:
             db,
             "--webdriver",
             webdriver,
-            "--portal-base",
+            "--sandbox-url",
             portal,
             "--listen",
             "127.0.0.1:0",

@@ -1,6 +1,7 @@
 //! The classifier on inline pages of a test portal.
 use super::*;
 use crate::outcome::{CodeChannel, InvalidCredentials, StoreState};
+use crate::provider::PortalHosts;
 use proptest::prelude::*;
 
 pub const TEST_SPEC: &str = r##"
@@ -67,7 +68,13 @@ fn spec() -> ProviderSpec {
 fn hidden_elements_do_not_count() {
     let spec = spec();
     let html = r#"<html><body><div id=cookies hidden><button>ok</button></div><form><input name=email><p class=error style="display: none">Incorrect</p><button type=submit>Go</button></form></body></html>"#;
-    let found = classify(&spec, "https://portal.example.test/login", html, None).unwrap();
+    let found = classify(
+        &spec,
+        "https://portal.example.test/login",
+        html,
+        &PortalHosts::real(),
+    )
+    .unwrap();
     assert_eq!(found.page, "login");
     assert!(found.overlays.is_empty());
     assert_eq!(found.outcome, None);
@@ -81,7 +88,7 @@ fn signals_carry_the_portals_words() {
         &spec,
         "https://portal.example.test/login?next=/home",
         html,
-        None,
+        &PortalHosts::real(),
     )
     .unwrap();
     assert_eq!(found.overlays, vec!["cookie_banner"]);
@@ -102,7 +109,13 @@ fn split_code_boxes_give_length_and_channel() {
     let spec = spec();
     let html = r#"<html><body><p>We sent a text message to <span class=dest>+1 ••• 34</span></p>
         <input class=digit><input class=digit><input class=digit><input class=digit><button>Go</button></body></html>"#;
-    let found = classify(&spec, "https://portal.example.test/verify", html, None).unwrap();
+    let found = classify(
+        &spec,
+        "https://portal.example.test/verify",
+        html,
+        &PortalHosts::real(),
+    )
+    .unwrap();
     let request = found.code_request.unwrap();
     assert_eq!(request.channel, CodeChannel::Sms);
     assert_eq!(request.code_length, Some(4));
@@ -117,12 +130,24 @@ fn split_code_boxes_give_length_and_channel() {
 fn zero_stores_is_never_paired() {
     let spec = spec();
     let with = r#"<html><body><ul id=stores><li data-id="s1"><b class=name>Pasta Bar</b></li><li data-id="s2" hidden><b class=name>Gone</b></li></ul></body></html>"#;
-    let found = classify(&spec, "https://portal.example.test/home", with, None).unwrap();
+    let found = classify(
+        &spec,
+        "https://portal.example.test/home",
+        with,
+        &PortalHosts::real(),
+    )
+    .unwrap();
     assert_eq!(found.outcome, Some(Outcome::Paired));
     assert_eq!(found.stores.len(), 1);
     assert_eq!(found.stores[0].name, "Pasta Bar");
     let without = r#"<html><body><ul id=stores></ul></body></html>"#;
-    let found = classify(&spec, "https://portal.example.test/home", without, None).unwrap();
+    let found = classify(
+        &spec,
+        "https://portal.example.test/home",
+        without,
+        &PortalHosts::real(),
+    )
+    .unwrap();
     assert_eq!(
         found.outcome,
         Some(Outcome::InvalidStoreConfig(StoreConfig::StoreNotFound))
@@ -130,25 +155,33 @@ fn zero_stores_is_never_paired() {
 }
 
 #[test]
-fn base_override_maps_sandbox_urls_to_hosts() {
+fn a_host_map_moves_the_portal_and_nothing_else() {
     let spec = spec();
     let html = r#"<html><body><input name=email></body></html>"#;
+    let moved = PortalHosts::from_entries([
+        "https://portal.example.test=http://127.0.0.1:8090/testportal/web",
+    ])
+    .unwrap();
     let found = classify(
         &spec,
         "http://127.0.0.1:8090/testportal/web/login",
         html,
-        Some("http://127.0.0.1:8090/testportal"),
+        &moved,
     )
     .unwrap();
     assert_eq!(found.page, "login");
-    let err = classify(
-        &spec,
+    // A page beside the mapped one is not the portal, and neither is the real host once moved.
+    for elsewhere in [
         "http://127.0.0.1:8090/other/web/login",
-        html,
-        Some("http://127.0.0.1:8090/testportal"),
-    )
-    .unwrap_err();
-    assert!(matches!(err, ClassifyError::NoMatch { .. }));
+        "https://portal.example.test/login",
+    ] {
+        let err = classify(&spec, elsewhere, html, &moved).unwrap_err();
+        assert!(matches!(err, ClassifyError::NoMatch { .. }), "{elsewhere}");
+    }
+    assert_eq!(
+        spec.entry_url(&moved),
+        format!("http://127.0.0.1:8090/testportal/web{}", spec.entry_path)
+    );
 }
 
 #[test]
@@ -161,7 +194,13 @@ fn two_matching_rules_are_an_error_not_a_guess() {
         .replace(r#"url = "^/home""#, r#"url = "^/login""#);
     let spec = ProviderSpec::parse("testportal.toml", &text).unwrap();
     let html = r#"<html><body><input name=email></body></html>"#;
-    let err = classify(&spec, "https://portal.example.test/login", html, None).unwrap_err();
+    let err = classify(
+        &spec,
+        "https://portal.example.test/login",
+        html,
+        &PortalHosts::real(),
+    )
+    .unwrap_err();
     assert!(
         matches!(err, ClassifyError::Ambiguous { ref rules, .. } if rules.len() == 2),
         "{err}"
@@ -225,7 +264,8 @@ fn page_with_status(path: &str, body: &str, status: Option<u16>) -> Classificati
         &format!("<html><head><title>Portal</title></head><body>{body}</body></html>"),
     )
     .with_status(status);
-    classify_snapshot(&spec(), &snapshot, None).expect("a rule or the engine recognises it")
+    classify_snapshot(&spec(), &snapshot, &PortalHosts::real())
+        .expect("a rule or the engine recognises it")
 }
 
 const LOGIN: &str = r#"<form><input name=email><button type=submit>Go</button></form>"#;
@@ -446,7 +486,7 @@ proptest! {
     /// Garbage in: an error or a classification, never a panic.
     #[test]
     fn garbage_html_never_panics(html in ".{0,400}", url in "[a-z:/.?=#]{0,40}") {
-        let _ = classify(&spec(), &url, &html, None);
+        let _ = classify(&spec(), &url, &html, &PortalHosts::real());
     }
 
     #[test]
@@ -458,7 +498,7 @@ proptest! {
     ], 0..40)) {
         let html = parts.concat();
         for url in ["https://portal.example.test/login", "https://portal.example.test/home", "https://portal.example.test/verify"] {
-            let _ = classify(&spec(), url, &html, None);
+            let _ = classify(&spec(), url, &html, &PortalHosts::real());
         }
     }
 }

@@ -3,9 +3,11 @@
 
 mod drive;
 mod http;
+mod merchant;
 pub mod script;
 
-pub use drive::run_card;
+pub use drive::{run_card, run_card_through_queue};
+pub use merchant::{MerchantAnswer, SimulatedMerchant};
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -16,7 +18,7 @@ use axum::routing::{any, get};
 use axum::{Json, Router};
 
 use crate::kit::fixtures::{self, Fixture};
-use crate::provider::{FileTree, ProviderSpec, Registry};
+use crate::provider::{FileTree, HostMapError, PortalHosts, ProviderSpec, Registry};
 use script::{Delivery, SandboxScript, Scenario, ScenarioCard};
 
 /// One provider's fake portal.
@@ -30,7 +32,7 @@ impl Portal {
     /// The sandbox path (under `/<provider>`) a recorded page is served at, without its query.
     fn path_of(&self, case: &str) -> (String, String) {
         let page = &self.pages[case];
-        let (host, rest) = self.spec.locate(&page.expected.url, None);
+        let (host, rest) = self.spec.locate(&page.expected.url, &PortalHosts::real());
         let (path, query) = rest
             .split_once('?')
             .map_or((rest.as_str(), ""), |(p, q)| (p, q));
@@ -42,7 +44,9 @@ impl Portal {
 
     /// The host key a recorded page lives on.
     fn host_of(&self, case: &str) -> Option<String> {
-        self.spec.locate(&self.pages[case].expected.url, None).0
+        self.spec
+            .locate(&self.pages[case].expected.url, &PortalHosts::real())
+            .0
     }
 
     /// Every host key a redirect or handoff names must be one of the spec's hosts.
@@ -156,6 +160,27 @@ pub struct MailDelivery {
     pub port: u16,
     pub ca_file: Option<std::path::PathBuf>,
     pub password: String,
+}
+
+/// The host map that points every real origin of `specs` at a sandbox served at `base`
+/// (`http://HOST:PORT`): host `K` of provider `P` is at `base/P/K`. This layout is the sandbox's
+/// alone; the product only ever sees the map.
+pub fn portal_hosts(registry: &Registry, base: &str) -> Result<PortalHosts, HostMapError> {
+    hosts_of(registry.supported().map(|spec| spec.as_ref()), base)
+}
+
+fn hosts_of<'a>(
+    specs: impl IntoIterator<Item = &'a ProviderSpec>,
+    base: &str,
+) -> Result<PortalHosts, HostMapError> {
+    let base = base.trim_end_matches('/');
+    let mut hosts = PortalHosts::real();
+    for spec in specs {
+        for (key, origin) in &spec.hosts {
+            hosts.insert(origin, &format!("{base}/{}/{key}", spec.id))?;
+        }
+    }
+    Ok(hosts)
 }
 
 /// The portals and everything the sandbox remembers between requests.
@@ -284,6 +309,12 @@ impl Sandbox {
             }
             Err(error) => tracing::warn!(%error, "sandbox could not deliver a code email"),
         }
+    }
+
+    /// Where this sandbox, served at `base` (`http://HOST:PORT`), serves its portals' hosts.
+    pub fn portal_hosts(&self, base: &str) -> PortalHosts {
+        hosts_of(self.portals.values().map(|p| p.spec.as_ref()), base)
+            .expect("the sandbox's own address is a URL")
     }
 
     pub fn providers(&self) -> impl Iterator<Item = &str> {

@@ -139,13 +139,16 @@ def main():
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "target" / "bench-flows.json"))
+    parser.add_argument("--bin-dir", default=str(ROOT / "target" / "release"),
+                        help="where pairing-worker and examples/flow_bench are (another build, "
+                             "e.g. a commit's, to compare before and after on one machine)")
     args = parser.parse_args()
     load = os.getloadavg()[0]
     if load > 1.0:
         print(f"warning: load average {load:.2f} at the start: other work will skew the figures "
               "(leftover chromium processes? `pgrep -c chromium`)", file=sys.stderr)
 
-    bin_dir = ROOT / "target" / "release"
+    bin_dir = Path(args.bin_dir)
     venv_python = os.environ.get("PEERS_PYTHON", str(ROOT / "target" / "peers-venv" / "bin" / "python"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"

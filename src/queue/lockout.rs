@@ -8,6 +8,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, Connection, Row};
 
 use super::lease::lease_held;
+use super::rows::HELD_STATES;
 use super::{
     time, Account, Backend, HeartbeatError, Job, JobKind, Lease, LeaseLost, Queue, QueueError,
     SubmitError,
@@ -103,11 +104,12 @@ impl Queue {
     /// attempt (a re-check, or any retried or rescued run) and the budget is spent.
     pub async fn password_submitting(&self, lease: &Lease) -> Result<(), SubmissionRefused> {
         let queue_error = |e: sqlx::Error| SubmissionRefused::Lost(QueueError::from(e).into());
-        let row = sqlx::query(
+        let held = format!(
             "SELECT j.account_id, j.kind, j.attempts, j.credentials_version, a.rejected_version \
              FROM jobs j JOIN accounts a ON a.id = j.account_id \
-             WHERE j.id = $1 AND j.lease_token = $2 AND j.state IN ('running', 'awaiting_code')",
-        )
+             WHERE j.id = $1 AND j.lease_token = $2 AND j.state IN {HELD_STATES}"
+        );
+        let row = sqlx::query(&held)
         .bind(&lease.job)
         .bind(&lease.token)
         .fetch_optional(&self.pool)
@@ -146,11 +148,12 @@ impl Queue {
             e => SubmissionRefused::Lost(e.into()),
         })?;
         // Only a run still holding its lease records (and then sends) a password.
-        let inserted = sqlx::query(
+        let record = format!(
             "INSERT INTO password_submissions (account_id, job_id, at, run_token) \
              SELECT account_id, id, $1, lease_token FROM jobs \
-             WHERE id = $2 AND lease_token = $3 AND state IN ('running', 'awaiting_code')",
-        )
+             WHERE id = $2 AND lease_token = $3 AND state IN {HELD_STATES}"
+        );
+        let inserted = sqlx::query(&record)
         .bind(self.clock.now_ms())
         .bind(&lease.job)
         .bind(&lease.token)

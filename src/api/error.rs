@@ -237,6 +237,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             })?;
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         match serde_path_to_error::deserialize(&mut deserializer) {
+            // Every body is an object: serde also fills a struct from an array, field by field
+            // in order (`[null, null]` would read as "remove the TOTP secret").
+            Ok(_) if bytes.trim_ascii_start().starts_with(b"[") => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::InvalidField,
+                "invalid type: sequence, expected a JSON object",
+            )),
             Ok(value) => Ok(JsonBody(value)),
             Err(error) => {
                 let path = error.path().clone();
@@ -363,7 +370,33 @@ fn describe(message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::describe;
+    use super::{describe, ErrorCode, JsonBody};
+    use axum::extract::FromRequest;
+
+    #[tokio::test]
+    async fn a_body_is_an_object_never_an_array() {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Body {
+            #[serde(default)]
+            a: Option<String>,
+        }
+        let read = |text: &'static str| {
+            JsonBody::<Body>::from_request(axum::extract::Request::new(text.into()), &())
+        };
+        let Err(error) = read(" [null]").await else {
+            panic!("an array was read as an object")
+        };
+        assert_eq!(
+            (error.status.as_u16(), error.code),
+            (422, ErrorCode::InvalidField)
+        );
+        assert!(read(r#"{"a": null}"#).await.is_ok());
+        let Err(error) = read("[nul").await else {
+            panic!("not JSON")
+        };
+        assert_eq!(error.code, ErrorCode::MalformedJson);
+    }
 
     #[test]
     fn field_errors_never_echo_the_value() {

@@ -30,7 +30,7 @@ pub struct MailboxBody {
     /// --allow-private-hosts`); the check runs again on every connection.
     #[schema(min_length = 1)]
     pub host: String,
-    #[serde(default = "imaps_port")]
+    #[serde(default = "imaps_port", deserialize_with = "port")]
     #[schema(default = 993, minimum = 1, maximum = 65535)]
     pub port: u16,
     #[schema(min_length = 1)]
@@ -44,6 +44,22 @@ pub struct MailboxBody {
 
 fn imaps_port() -> u16 {
     993
+}
+
+/// A port number. JSON Schema (and so the OpenAPI document) counts `993.0` as an integer too, so
+/// an integral number is accepted however it is written.
+fn port<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    use serde::de::{Error, Unexpected};
+    let number = serde_json::Number::deserialize(d)?;
+    let integral = number.as_u64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=f64::from(u16::MAX)).contains(f))
+            .map(|f| f as u64)
+    });
+    integral
+        .and_then(|n| u16::try_from(n).ok())
+        .ok_or_else(|| Error::invalid_value(Unexpected::Other("number"), &"u16"))
 }
 
 fn inbox() -> String {

@@ -41,6 +41,30 @@ fn empty_as_none<'de, D: serde::Deserializer<'de>>(
     text.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
+/// Any whole number of seconds: one past `u64` waits as long as `u64::MAX` (both mean "30").
+fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let text = String::deserialize(d)?;
+    match text.parse::<u64>() {
+        Ok(seconds) => Ok(Some(seconds)),
+        Err(_) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(Some(u64::MAX))
+        }
+        Err(error) => Err(serde::de::Error::custom(error)),
+    }
+}
+
+/// An integer of no particular width, as [`seconds`] reads it (a schema of its own loses the
+/// field's doc comment: it is repeated here).
+fn seconds_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::Integer)
+        .minimum(Some(0))
+        .description(Some(
+            "Long-poll: wait up to this many seconds (at most 30; more waits 30) for the job to change.",
+        ))
+        .build()
+}
+
 fn yes() -> bool {
     true
 }
@@ -129,7 +153,8 @@ pub(super) async fn start_job(
 #[into_params(parameter_in = Query)]
 pub struct WaitQuery {
     /// Long-poll: wait up to this many seconds (at most 30; more waits 30) for the job to change.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "seconds")]
+    #[param(schema_with = seconds_schema)]
     pub wait: Option<u64>,
     /// The `updated_at` the caller already has; the wait ends when the job's differs.
     #[serde(default, deserialize_with = "empty_as_none")]

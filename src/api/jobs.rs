@@ -65,6 +65,28 @@ fn seconds_schema() -> utoipa::openapi::Object {
         .build()
 }
 
+/// A date-time, or empty as [`empty_as_none`] reads it.
+fn after_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    utoipa::openapi::schema::OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(0)),
+        )
+        .description(Some(
+            "The `updated_at` the caller already has; the wait ends when the job's differs. Empty \
+             means none.",
+        ))
+        .build()
+        .into()
+}
+
 fn yes() -> bool {
     true
 }
@@ -158,6 +180,7 @@ pub struct WaitQuery {
     pub wait: Option<u64>,
     /// The `updated_at` the caller already has; the wait ends when the job's differs.
     #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(schema_with = after_schema)]
     pub after: Option<chrono::DateTime<chrono::Utc>>,
 }
 

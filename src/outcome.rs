@@ -131,7 +131,7 @@ pub enum Unavailable {
 }
 
 /// How the portal delivers a verification code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CodeChannel {
     Email,
@@ -140,7 +140,7 @@ pub enum CodeChannel {
 }
 
 /// What a code page told us: enough for the dashboard to say "enter the code we sent to j***@x.com".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CodeRequest {
     pub channel: CodeChannel,
     /// The masked destination exactly as the portal shows it.
@@ -181,7 +181,18 @@ pub enum StoreState {
 }
 
 /// What the dashboard offers the merchant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::AsRefStr)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::AsRefStr,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Resolution {
@@ -442,6 +453,18 @@ pub mod compact {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Outcome, D::Error> {
         let text = String::deserialize(d)?;
         text.parse().map_err(serde::de::Error::custom)
+    }
+
+    /// The OpenAPI schema of the compact form: one of every outcome there is.
+    pub fn schema() -> utoipa::openapi::Object {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .description(Some(
+                "`category/reason` from the outcome taxonomy (`pairing-worker outcomes`)",
+            ))
+            .enum_values(Some(Outcome::all().iter().map(|o| o.to_string())))
+            .examples([serde_json::json!("two_factor/code_required")])
+            .build()
     }
 
     pub mod option {

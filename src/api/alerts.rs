@@ -1,15 +1,23 @@
 //! Repair alerts: one per account needing attention, with everything the dashboard's repair
 //! pop-up shows, and the prompt for the acting user decided in one table.
 
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::CallerErrors;
+use super::{ApiError, ApiState, Caller, QueryParams};
 
 use crate::outcome::{self, Outcome, Resolution};
 use crate::provider::ProviderSpec;
 use crate::queue::{Account, Change, Health, Job, JobState, StoreRef};
 
 /// What the dashboard shows the acting user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Prompt {
     /// The credential form (and, if asked, the code).
@@ -40,7 +48,7 @@ pub fn prompt(resolution: Resolution, may_update_credentials: bool) -> Option<Pr
     })
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Steps {
     pub language: String,
     pub steps: Vec<String>,
@@ -48,7 +56,7 @@ pub struct Steps {
 }
 
 /// What the last re-check found, for the banner after "I have completed these steps".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RecheckResult {
     /// The same error again: offer retry or contact support.
@@ -57,18 +65,20 @@ pub enum RecheckResult {
     Changed,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ActiveJob {
     pub id: String,
     pub state: JobState,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Alert {
     pub account_id: String,
     pub provider: String,
     #[serde(with = "outcome::compact")]
+    #[schema(schema_with = outcome::compact::schema)]
     pub error: Outcome,
+    #[schema(value_type = String)]
     pub category: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -86,7 +96,7 @@ pub struct Alert {
     pub active_job: Option<ActiveJob>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AlertList {
     pub alerts: Vec<Alert>,
 }
@@ -134,6 +144,53 @@ pub fn alert_for(
             state: job.state,
         }),
     })
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AlertsQuery {
+    /// Language of the external steps (`en`, `fr`, `es`, `it`, ...); falls back to English.
+    #[serde(default)]
+    pub lang: Option<String>,
+}
+
+/// Every account needing attention, with the prompt for the acting user.
+#[utoipa::path(
+    get,
+    path = "/v1/repair-alerts",
+    tag = "alerts",
+    params(AlertsQuery, super::Acting),
+    responses(
+        (status = 200, description = "The organisation's repair alerts", body = AlertList),
+        CallerErrors,
+    )
+)]
+pub(super) async fn repair_alerts(
+    State(state): State<Arc<ApiState>>,
+    caller: Caller,
+    QueryParams(query): QueryParams<AlertsQuery>,
+) -> Result<Json<AlertList>, ApiError> {
+    let lang = query.lang.unwrap_or_else(|| "en".into());
+    let mut list = Vec::new();
+    let healths = state.queue.healths(&caller.organisation).await?;
+    let live = state.queue.live_jobs(&caller.organisation).await?;
+    for account in state.queue.accounts(&caller.organisation).await? {
+        let Some(health) = healths.get(&account.id) else {
+            continue; // never checked: nothing to repair yet
+        };
+        let spec = state.registry.get(&account.provider).ok();
+        if let Some(alert) = alert_for(
+            &account,
+            health,
+            live.get(&account.id),
+            spec.as_deref(),
+            caller.may_update_credentials,
+            &lang,
+        ) {
+            list.push(alert);
+        }
+    }
+    Ok(Json(AlertList { alerts: list }))
 }
 
 /// The provider's steps for this outcome in `lang` (a region like `fr-CA` falls back to `fr`),

@@ -8,36 +8,108 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use utoipa::{IntoResponses, ToSchema};
 
 use crate::queue::{CodeError, Job, QueueError, SubmitError};
+
+/// Every error code the API answers with: a closed set, so the OpenAPI document lists them all.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, strum::AsRefStr, strum::EnumIter,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ErrorCode {
+    /// No bearer token, or an unknown or revoked one (401).
+    Unauthenticated,
+    /// The acting user may not update credentials (403).
+    Forbidden,
+    /// No such account, job, webhook or route in this organisation (404).
+    NotFound,
+    /// The body is not JSON (400).
+    MalformedJson,
+    /// A field is missing, of the wrong type or out of range; `field` names it (422).
+    InvalidField,
+    /// A query parameter does not parse; `field` names it (400).
+    InvalidQuery,
+    /// The body could not be read (400).
+    UnreadableBody,
+    /// The body is over the limit (413).
+    BodyTooLarge,
+    /// The provider has no spec (422).
+    UnknownProvider,
+    /// A query parameter named like a secret (400).
+    SecretInQuery,
+    /// The account already has a live job, returned in `job` (409).
+    AccountBusy,
+    /// The portal rejected the stored credentials (409).
+    CredentialsRejected,
+    /// The account's failed-login budget is spent (409).
+    LoginBudgetSpent,
+    /// The job is not waiting for a code (409).
+    NotAwaitingCode,
+    /// A code for this request is already being checked (409).
+    CodeAlreadySubmitted,
+    /// The job database is not answering (503).
+    Unavailable,
+}
 
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub field: Option<String>,
     /// The job a 409 is about (the account's live job).
     pub job: Option<Box<Job>>,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
+/// The body of every error response.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+    /// The account's live job, when the error is `account_busy`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    job: Option<&'a Job>,
+    pub job: Option<Box<Job>>,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
-    message: &'a str,
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+    /// Path of the offending field, e.g. `stores[1].location`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    pub field: Option<String>,
+}
+
+/// What any route behind the bearer token may answer, whatever it does.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // only its OpenAPI description is used
+pub enum CallerErrors {
+    /// `secret_in_query`, `malformed_json`, `unreadable_body` or `invalid_query`.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// `unauthenticated`: no bearer token, or an unknown or revoked one.
+    #[response(status = 401)]
+    Unauthenticated(ErrorBody),
+    /// `unavailable`: the job database is not answering; retry shortly.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+/// What a route that reads a JSON body may answer about it.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // only its OpenAPI description is used
+pub enum BodyErrors {
+    /// `body_too_large`.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// `invalid_field`: the `field` names which one.
+    #[response(status = 422)]
+    Invalid(ErrorBody),
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             code,
@@ -53,19 +125,24 @@ impl ApiError {
     }
 
     pub fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message).field(field)
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidField,
+            message,
+        )
+        .field(field)
     }
 
     pub fn not_found(what: &str) -> ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             format!("no such {what}"),
         )
     }
 
     pub fn forbidden(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+        ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
     }
 }
 
@@ -74,10 +151,10 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code,
-                message: &self.message,
-                field: self.field.as_deref(),
+                message: self.message,
+                field: self.field,
             },
-            job: self.job.as_deref(),
+            job: self.job,
         };
         (self.status, Json(body)).into_response()
     }
@@ -92,7 +169,7 @@ impl From<QueueError> for ApiError {
                 tracing::error!(error = %other, "queue error behind an API request");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
+                    ErrorCode::Unavailable,
                     "the job database is not answering; retry shortly",
                 )
             }
@@ -106,12 +183,12 @@ impl From<SubmitError> for ApiError {
             SubmitError::Queue(error) => error.into(),
             SubmitError::CredentialsRejected => ApiError::new(
                 StatusCode::CONFLICT,
-                "credentials_rejected",
+                ErrorCode::CredentialsRejected,
                 error.to_string(),
             ),
             SubmitError::LoginBudgetSpent { .. } => ApiError::new(
                 StatusCode::CONFLICT,
-                "login_budget_spent",
+                ErrorCode::LoginBudgetSpent,
                 error.to_string(),
             ),
         }
@@ -122,12 +199,14 @@ impl From<CodeError> for ApiError {
     fn from(error: CodeError) -> ApiError {
         match error {
             CodeError::Queue(error) => error.into(),
-            CodeError::NotAwaiting { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "not_awaiting_code", error.to_string())
-            }
+            CodeError::NotAwaiting { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::NotAwaitingCode,
+                error.to_string(),
+            ),
             CodeError::AlreadySubmitted => ApiError::new(
                 StatusCode::CONFLICT,
-                "code_already_submitted",
+                ErrorCode::CodeAlreadySubmitted,
                 error.to_string(),
             ),
             CodeError::Shape(_) => ApiError::invalid("code", error.to_string()),
@@ -147,13 +226,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             .map_err(|rejection: BytesRejection| {
                 let status = rejection.status();
                 if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(status, "body_too_large", "the request body is too large")
+                    ApiError::new(
+                        status,
+                        ErrorCode::BodyTooLarge,
+                        "the request body is too large",
+                    )
                 } else {
-                    ApiError::new(status, "unreadable_body", rejection.body_text())
+                    ApiError::new(status, ErrorCode::UnreadableBody, rejection.body_text())
                 }
             })?;
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         match serde_path_to_error::deserialize(&mut deserializer) {
+            // Every body is an object: serde also fills a struct from an array, field by field
+            // in order (`[null, null]` would read as "remove the TOTP secret").
+            Ok(_) if bytes.trim_ascii_start().starts_with(b"[") => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::InvalidField,
+                "invalid type: sequence, expected a JSON object",
+            )),
             Ok(value) => Ok(JsonBody(value)),
             Err(error) => {
                 let path = error.path().clone();
@@ -161,7 +251,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 if inner.is_syntax() || inner.is_eof() {
                     Err(ApiError::new(
                         StatusCode::BAD_REQUEST,
-                        "malformed_json",
+                        ErrorCode::MalformedJson,
                         format!("the body is not valid JSON: {inner}"),
                     ))
                 } else {
@@ -169,7 +259,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                     let message = inner.to_string();
                     let mut error = ApiError::new(
                         StatusCode::UNPROCESSABLE_ENTITY,
-                        "invalid_field",
+                        ErrorCode::InvalidField,
                         describe(&message),
                     );
                     error.field = field_path(&path, &message);
@@ -198,8 +288,11 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for
             .map_err(|error| {
                 let path = error.path().clone();
                 let message = error.into_inner().to_string();
-                let mut error =
-                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", describe(&message));
+                let mut error = ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::InvalidQuery,
+                    describe(&message),
+                );
                 error.field = field_path(&path, &message);
                 error
             })
@@ -277,7 +370,33 @@ fn describe(message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::describe;
+    use super::{describe, ErrorCode, JsonBody};
+    use axum::extract::FromRequest;
+
+    #[tokio::test]
+    async fn a_body_is_an_object_never_an_array() {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Body {
+            #[serde(default)]
+            a: Option<String>,
+        }
+        let read = |text: &'static str| {
+            JsonBody::<Body>::from_request(axum::extract::Request::new(text.into()), &())
+        };
+        let Err(error) = read(" [null]").await else {
+            panic!("an array was read as an object")
+        };
+        assert_eq!(
+            (error.status.as_u16(), error.code),
+            (422, ErrorCode::InvalidField)
+        );
+        assert!(read(r#"{"a": null}"#).await.is_ok());
+        let Err(error) = read("[nul").await else {
+            panic!("not JSON")
+        };
+        assert_eq!(error.code, ErrorCode::MalformedJson);
+    }
 
     #[test]
     fn field_errors_never_echo_the_value() {

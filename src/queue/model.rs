@@ -11,16 +11,17 @@ use crate::outcome::{self, CodeRequest, Outcome, Resolution};
 use crate::secret::Credentials;
 
 /// A store the connection feeds: what the repair alert lists as impacted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoreRef {
     /// The provider's own store id (what the portal's store list shows).
+    #[schema(min_length = 1)]
     pub id: String,
     pub location: String,
     pub brand: String,
 }
 
 /// An account as anyone may read it: never a secret.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Account {
     pub id: String,
     pub organisation: String,
@@ -63,7 +64,16 @@ pub struct AccountUpdate {
 /// `pair`: the merchant entered credentials (Reconnect). `recheck`: stored credentials, after
 /// "I have completed these steps" or a scheduled health check.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::AsRefStr, strum::EnumString,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::AsRefStr,
+    strum::EnumString,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -92,6 +102,7 @@ pub enum JobKind {
     strum::AsRefStr,
     strum::EnumString,
     strum::EnumIter,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -113,7 +124,7 @@ impl JobState {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Job {
     pub id: String,
     pub account_id: String,
@@ -139,14 +150,18 @@ pub struct Job {
         with = "outcome::compact::option",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(schema_with = outcome::compact::schema)]
     pub code_verdict: Option<Outcome>,
     #[serde(
         with = "outcome::compact::option",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(schema_with = outcome::compact::schema)]
     pub outcome: Option<Outcome>,
-    /// The pairing report (no secrets: the engine never records a typed value).
+    /// The pairing report: outcome, decision, the portal's words, stores found, steps (no
+    /// secrets: the engine never records a typed value).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
     /// Why a job failed without an outcome (infrastructure, refusal).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -226,7 +241,16 @@ pub struct HistoryEntry {
 
 /// What a run changed, the re-check result the dashboard shows.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::AsRefStr, strum::EnumString,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::AsRefStr,
+    strum::EnumString,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -257,7 +281,7 @@ impl Change {
 }
 
 /// An account's health, derived from its history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Health {
     /// Never checked yet.
@@ -267,6 +291,7 @@ pub enum Health {
     },
     NeedsAttention {
         #[serde(with = "outcome::compact")]
+        #[schema(schema_with = outcome::compact::schema)]
         error: Outcome,
         resolution: Resolution,
         /// When the account stopped working (the first failure after the last success).

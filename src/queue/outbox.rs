@@ -18,7 +18,8 @@ pub struct DueDelivery {
     pub secret: SecretString,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One webhook delivery as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeliveryRecord {
     pub id: String,
     pub event: String,

@@ -182,7 +182,6 @@ pub async fn serve(
     let reach = args.network.reach();
     // The worker's mailbox connections read the process's policy.
     pairing_worker::reach::set_global(reach.clone());
-    let queue = Arc::new(args.database.open().await?);
     let registry = Arc::new(registry);
     // Held until the worker stops: the in-process sandbox serves while it lives.
     let mut _sandbox_task: Option<tokio::task::JoinHandle<()>> = None;
@@ -212,6 +211,8 @@ pub async fn serve(
     if !portal_hosts.is_real() {
         tracing::info!(hosts = %portal_hosts, "portals reached through the host map");
     }
+    // Opened once the arguments are known good: a refused start creates no database or key.
+    let queue = Arc::new(args.database.open().await?);
     let browser = Browser::launch(browser_config(args.webdriver.clone(), args.isolation))
         .await
         .context("starting the browser")?;

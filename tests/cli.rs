@@ -427,3 +427,44 @@ fn a_key_file_other_users_can_read_is_refused() {
     let private = list(0o600);
     assert_eq!(private.status.code(), Some(0), "{}", stderr(&private));
 }
+
+#[test]
+fn a_bad_host_map_is_refused_before_anything_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("queue.db");
+    let db_arg = format!("sqlite:{}", db.display());
+    // Not an origin (a path), not an entry at all, and two ways of pointing the portals at once.
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &[
+                "--portal-host",
+                "https://auth.uber.com/v2=http://127.0.0.1:9",
+            ],
+            "the origin is a scheme and host only",
+        ),
+        (
+            &["--portal-host", "https://auth.uber.com"],
+            "expected ORIGIN=URL",
+        ),
+        (
+            &[
+                "--sandbox",
+                "--portal-host",
+                "https://auth.uber.com=http://127.0.0.1:9",
+            ],
+            "--sandbox serves the portals here",
+        ),
+    ];
+    for (args, says) in cases {
+        let mut all = vec!["serve", "--db", &db_arg, "--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let out = run(&all, "", &[]);
+        assert!(!out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+        assert!(!db.exists(), "{args:?} created the database");
+        assert!(
+            !dir.path().join("queue.db.key").exists(),
+            "{args:?} created a key"
+        );
+    }
+}

@@ -110,11 +110,11 @@ impl Queue {
              WHERE j.id = $1 AND j.lease_token = $2 AND j.state IN {HELD_STATES}"
         );
         let row = sqlx::query(&held)
-        .bind(&lease.job)
-        .bind(&lease.token)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(queue_error)?;
+            .bind(&lease.job)
+            .bind(&lease.token)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(queue_error)?;
         let Some(row) = row else {
             let lost = LeaseLost {
                 job: lease.job.clone(),
@@ -154,12 +154,12 @@ impl Queue {
              WHERE id = $2 AND lease_token = $3 AND state IN {HELD_STATES}"
         );
         let inserted = sqlx::query(&record)
-        .bind(self.clock.now_ms())
-        .bind(&lease.job)
-        .bind(&lease.token)
-        .execute(&mut *conn)
-        .await
-        .map_err(queue_error)?;
+            .bind(self.clock.now_ms())
+            .bind(&lease.job)
+            .bind(&lease.token)
+            .execute(&mut *conn)
+            .await
+            .map_err(queue_error)?;
         self.end_durable(conn).await;
         lease_held(lease, inserted.rows_affected())?;
         Ok(())

@@ -83,6 +83,13 @@ impl PortalHosts {
 
     /// Where a real origin is reached.
     pub fn reach(&self, origin: &str) -> String {
+        // The common cases without parsing: no map at all, or a spec origin as the map keeps it.
+        if self.reached_at.is_empty() {
+            return origin.trim_end_matches('/').to_string();
+        }
+        if let Some(base) = self.reached_at.get(origin) {
+            return base.clone();
+        }
         match url::Url::parse(origin) {
             Ok(url) => self
                 .reached_at

@@ -134,6 +134,11 @@ pub struct ServeArgs {
     /// HTTP connections served at once on each listener (more wait to be accepted).
     #[arg(long, default_value_t = 512)]
     max_connections: usize,
+    /// Seconds between looks for accounts due a scheduled health check (each healthy account
+    /// every 6 hours unless its organisation says otherwise: `PUT /v1/health-checks`); 0: this
+    /// worker schedules none.
+    #[arg(long, default_value_t = 30)]
+    health_check_tick_secs: u64,
     #[command(flatten)]
     network: NetworkArgs,
 }
@@ -225,6 +230,8 @@ pub async fn serve(
         logins_per_minute: NonZeroU32::new(args.logins_per_minute)
             .context("--logins-per-minute must be at least 1")?,
         prestarted_sessions: args.prestarted_sessions,
+        health_check_tick: (args.health_check_tick_secs > 0)
+            .then(|| Duration::from_secs(args.health_check_tick_secs)),
         portal_hosts,
         pairing: PairingOptions {
             artifacts_dir: Some(args.artifacts.clone()),

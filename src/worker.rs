@@ -52,6 +52,9 @@ pub struct WorkerConfig {
     pub portal_hosts: PortalHosts,
     /// Deadlines, budgets and the artifacts folder for every pairing.
     pub pairing: PairingOptions,
+    /// How often this worker looks for accounts due a scheduled health check (`None`: it
+    /// schedules none; every worker may, each due account is taken by one).
+    pub health_check_tick: Option<Duration>,
 }
 
 impl Default for WorkerConfig {
@@ -70,6 +73,7 @@ impl Default for WorkerConfig {
             prestarted_sessions: 2,
             portal_hosts: PortalHosts::real(),
             pairing: PairingOptions::default(),
+            health_check_tick: None,
         }
     }
 }
@@ -117,8 +121,15 @@ impl Worker {
                 tokio::spawn(async move { worker.slot(slot, stop).await })
             })
             .collect();
+        let scheduler = self.config.health_check_tick.map(|tick| {
+            let (queue, stop) = (self.queue.clone(), stop.clone());
+            tokio::spawn(schedule_health_checks(queue, tick, stop))
+        });
         for slot in slots {
             let _ = slot.await;
+        }
+        if let Some(scheduler) = scheduler {
+            let _ = scheduler.await;
         }
         let closing: Vec<_> = self
             .closing
@@ -492,5 +503,37 @@ async fn bridge_codes(queue: Arc<Queue>, lease: Lease, mut submitter: CodeSubmit
             }
         }
         submitter.wait_until_taken().await;
+    }
+}
+
+/// Queues the scheduled health checks that are due, every `tick`, until the worker stops.
+async fn schedule_health_checks(
+    queue: Arc<Queue>,
+    tick: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        match queue.schedule_due_checks(100).await {
+            Ok(checks) => {
+                for check in &checks {
+                    tracing::info!(
+                        account = %check.account,
+                        decision = ?check.decision,
+                        "scheduled health check"
+                    );
+                }
+                if checks.len() == 100 {
+                    continue; // more are due: no wait
+                }
+            }
+            Err(error) => tracing::warn!(%error, "scheduling health checks failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
     }
 }

@@ -848,3 +848,53 @@ async fn code_source_settings_round_trip_sealed() {
     );
     api.stop().await;
 }
+
+/// The organisation's health-check schedule: the default until it sets one, its own after, off
+/// at 0; an out-of-range period is refused and changes nothing; another organisation's is apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organisation_sets_its_health_check_schedule() {
+    let api = Api::start().await;
+    let get = |who| api.call(reqwest::Method::GET, "/v1/health-checks", who, None);
+    let put = |minutes: Value| {
+        api.call(
+            reqwest::Method::PUT,
+            "/v1/health-checks",
+            As::Admin,
+            Some(json!({ "every_minutes": minutes })),
+        )
+    };
+    assert_eq!(
+        get(As::Admin).await,
+        (
+            StatusCode::OK,
+            json!({"every_minutes": 360, "enabled": true})
+        )
+    );
+    assert_eq!(
+        put(json!(60)).await,
+        (
+            StatusCode::OK,
+            json!({"every_minutes": 60, "enabled": true})
+        )
+    );
+    for bad in [json!(5), json!(20000), json!(-1), json!("hourly")] {
+        let (status, body) = put(bad.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+        assert_eq!(body["error"]["field"], "every_minutes", "{bad}: {body}");
+    }
+    assert_eq!(
+        get(As::Admin).await.1["every_minutes"],
+        60,
+        "a refused change changes nothing"
+    );
+    assert_eq!(get(As::OtherOrganisation).await.1["every_minutes"], 360);
+    assert_eq!(get(As::Anonymous).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        put(json!(0)).await,
+        (
+            StatusCode::OK,
+            json!({"every_minutes": 0, "enabled": false})
+        )
+    );
+    api.stop().await;
+}

@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod alerts;
 pub mod error;
+pub mod health_checks;
 pub mod jobs;
 pub mod listener;
 pub mod network;
@@ -75,6 +76,10 @@ pub(crate) fn described_routes(with_metrics: bool) -> OpenApiRouter<Arc<ApiState
         .routes(routes!(jobs::cancel_job))
         .routes(routes!(alerts::repair_alerts))
         .routes(routes!(network::get_webhook, network::set_webhook))
+        .routes(routes!(
+            health_checks::get_health_checks,
+            health_checks::set_health_checks
+        ))
 }
 
 pub(crate) fn routes(state: Arc<ApiState>, with_metrics: bool) -> Router {

@@ -35,6 +35,7 @@ use crate::provider::Registry;
         (name = "jobs", description = "Reconnects and re-checks, and the codes they wait for"),
         (name = "alerts", description = "What needs repairing, and what to show the acting user"),
         (name = "webhook", description = "Where events are delivered"),
+        (name = "health checks", description = "How often every healthy account is checked in the background"),
         (name = "operations", description = "Liveness, readiness, metrics and this document"),
     )
 )]

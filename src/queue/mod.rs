@@ -11,6 +11,7 @@
 
 mod accounts;
 mod audit;
+mod checks;
 mod code_wake;
 mod finish;
 mod health;
@@ -34,6 +35,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Connection, Row};
 
 pub use audit::AuditEntry;
+pub use checks::{CheckDecision, CheckSkipped, ScheduledCheck};
 pub use code_wake::CodeWaiter;
 pub use jobs::{JobRequest, StartError};
 pub use keys::{Key, KeyError, KeyRing};
@@ -87,6 +89,9 @@ pub struct QueueConfig {
     pub failed_login_window: Duration,
     /// How long a code request blocks new logins when the portal does not say when it expires.
     pub code_hold: Duration,
+    /// Time between scheduled health checks of a healthy account, for organisations that set
+    /// none of their own.
+    pub health_check_every: Duration,
 }
 
 impl Default for QueueConfig {
@@ -99,6 +104,7 @@ impl Default for QueueConfig {
             failed_login_budget: 2,
             failed_login_window: Duration::from_secs(24 * 3600),
             code_hold: Duration::from_secs(10 * 60),
+            health_check_every: Duration::from_secs(6 * 3600),
         }
     }
 }

@@ -32,25 +32,8 @@ impl PortalHosts {
 
     /// Reach `origin` at `base` instead (a later entry for the same origin replaces an earlier one).
     pub fn insert(&mut self, origin: &str, base: &str) -> Result<(), HostMapError> {
-        let entry = || format!("{origin}={base}");
-        let fail = |reason: &str| HostMapError {
-            entry: entry(),
-            reason: reason.to_string(),
-        };
-        let origin_url = url::Url::parse(origin).map_err(|_| fail("the origin is not a URL"))?;
-        if origin_url.path() != "/" || origin_url.query().is_some() || origin.ends_with('/') {
-            return Err(fail(
-                "the origin is a scheme and host only (https://auth.uber.com)",
-            ));
-        }
-        let base_url = url::Url::parse(base).map_err(|_| fail("the target is not a URL"))?;
-        if !matches!(base_url.scheme(), "http" | "https") || base_url.query().is_some() {
-            return Err(fail("the target is an http(s) URL without a query"));
-        }
-        self.reached_at.insert(
-            origin_url.origin().ascii_serialization(),
-            base.trim_end_matches('/').to_string(),
-        );
+        let (origin, base) = checked(origin, base)?;
+        self.reached_at.insert(origin, base);
         Ok(())
     }
 
@@ -58,8 +41,7 @@ impl PortalHosts {
     pub fn parse_entry(entry: &str) -> Result<(String, String), HostMapError> {
         match entry.split_once('=') {
             Some((origin, base)) if !origin.is_empty() && !base.is_empty() => {
-                let mut probe = PortalHosts::default();
-                probe.insert(origin, base)?;
+                checked(origin, base)?;
                 Ok((origin.to_string(), base.to_string()))
             }
             _ => Err(HostMapError {
@@ -100,16 +82,33 @@ impl PortalHosts {
         }
     }
 
-    /// Merges another map in (its entries win).
-    pub fn extend(&mut self, other: PortalHosts) {
-        self.reached_at.extend(other.reached_at);
-    }
-
     pub fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
         self.reached_at
             .iter()
             .map(|(origin, base)| (origin.as_str(), base.as_str()))
     }
+}
+
+/// An origin (scheme and host only) and an http(s) target, as the map keys and keeps them.
+fn checked(origin: &str, base: &str) -> Result<(String, String), HostMapError> {
+    let fail = |reason: &str| HostMapError {
+        entry: format!("{origin}={base}"),
+        reason: reason.to_string(),
+    };
+    let origin_url = url::Url::parse(origin).map_err(|_| fail("the origin is not a URL"))?;
+    if origin_url.path() != "/" || origin_url.query().is_some() || origin.ends_with('/') {
+        return Err(fail(
+            "the origin is a scheme and host only (https://auth.uber.com)",
+        ));
+    }
+    let base_url = url::Url::parse(base).map_err(|_| fail("the target is not a URL"))?;
+    if !matches!(base_url.scheme(), "http" | "https") || base_url.query().is_some() {
+        return Err(fail("the target is an http(s) URL without a query"));
+    }
+    Ok((
+        origin_url.origin().ascii_serialization(),
+        base.trim_end_matches('/').to_string(),
+    ))
 }
 
 impl fmt::Display for PortalHosts {

@@ -4,6 +4,7 @@
 //! Data flows one way: provider spec + browser -> engine -> [`outcome::Outcome`] -> caller.
 //! docs/architecture.md draws the layers; tests/layers.rs holds every import to them.
 
+pub mod alerts;
 pub mod api;
 pub mod browser;
 pub mod codes;

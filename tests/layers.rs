@@ -18,6 +18,7 @@ fn product_sources() -> Vec<PathBuf> {
                 .to_string();
             // The kit itself, and the binary that composes product and kit for the command line.
             if relative == "kit"
+                || relative == "ops"
                 || [
                     "main.rs",
                     "cli.rs",
@@ -90,7 +91,7 @@ const LAYERS: &[&[&str]] = &[
     &["provider"],
     &["engine"],
     &["queue"],
-    &["webhook_delivery", "worker"],
+    &["webhook_delivery", "worker", "alerts"],
     &["api"],
 ];
 

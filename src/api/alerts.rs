@@ -193,23 +193,13 @@ pub(super) async fn repair_alerts(
     Ok(Json(AlertList { alerts: list }))
 }
 
-/// The provider's steps for this outcome in `lang` (a region like `fr-CA` falls back to `fr`),
-/// else English, else whatever language the spec has.
+/// The provider's steps for this outcome in `lang`.
 fn steps_for(spec: &ProviderSpec, error: Outcome, lang: &str) -> Option<Steps> {
     let steps = spec.external_steps.get(error.reason()?)?;
-    let base = lang
-        .split(['-', '_'])
-        .next()
-        .unwrap_or(lang)
-        .to_ascii_lowercase();
-    let (language, list) = steps
-        .steps
-        .get_key_value(&base)
-        .or_else(|| steps.steps.get_key_value("en"))
-        .or_else(|| steps.steps.iter().next())?;
+    let (language, list) = steps.in_language(lang)?;
     Some(Steps {
-        language: language.clone(),
-        steps: list.clone(),
+        language: language.to_string(),
+        steps: list.to_vec(),
         support_url: steps.support_url.clone(),
     })
 }

@@ -6,6 +6,7 @@
 //! there are.
 
 pub mod accounts;
+pub mod alerting;
 pub mod alerts;
 pub mod error;
 pub mod health_checks;
@@ -80,6 +81,14 @@ pub(crate) fn described_routes(with_metrics: bool) -> OpenApiRouter<Arc<ApiState
             health_checks::get_health_checks,
             health_checks::set_health_checks
         ))
+        .routes(routes!(alerting::list_contacts, alerting::add_contact))
+        .routes(routes!(alerting::update_contact, alerting::delete_contact))
+        .routes(routes!(
+            alerting::get_preferences,
+            alerting::set_preferences
+        ))
+        .routes(routes!(alerting::rotate_link_secret))
+        .routes(routes!(alerting::list_deliveries))
 }
 
 pub(crate) fn routes(state: Arc<ApiState>, with_metrics: bool) -> Router {

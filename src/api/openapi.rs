@@ -36,6 +36,7 @@ use crate::provider::Registry;
         (name = "alerts", description = "What needs repairing, and what to show the acting user"),
         (name = "webhook", description = "Where events are delivered"),
         (name = "health checks", description = "How often every healthy account is checked in the background"),
+        (name = "live alerts", description = "Who hears of a broken connection (email, SMS, printed ticket), the alert preferences, and the delivery log"),
         (name = "operations", description = "Liveness, readiness, metrics and this document"),
     )
 )]

@@ -136,6 +136,23 @@ pub struct ExternalSteps {
     pub steps: BTreeMap<String, Vec<String>>,
 }
 
+impl ExternalSteps {
+    /// The steps in `lang` (a region like `fr-CA` falls back to `fr`), else English, else
+    /// whatever language the spec has: `(language, steps)`.
+    pub fn in_language(&self, lang: &str) -> Option<(&str, &[String])> {
+        let base = lang
+            .split(['-', '_'])
+            .next()
+            .unwrap_or(lang)
+            .to_ascii_lowercase();
+        self.steps
+            .get_key_value(&base)
+            .or_else(|| self.steps.get_key_value("en"))
+            .or_else(|| self.steps.iter().next())
+            .map(|(language, steps)| (language.as_str(), steps.as_slice()))
+    }
+}
+
 impl ProviderSpec {
     /// Parses and validates one spec file. `file` is only used to name it in errors.
     pub fn parse(file: &str, text: &str) -> Result<ProviderSpec, SpecError> {

@@ -8,8 +8,9 @@ use std::time::Duration;
 use rand::Rng as _;
 use sqlx::Row;
 
+use super::alert_outbox::confirmable;
 use super::jobs::{JobRequest, StartError};
-use super::{Health, JobKind, Queue, QueueError, SubmitError};
+use super::{Health, HistoryEntry, JobKind, Queue, QueueError, SubmitError};
 
 /// Why a due account was not checked this time (its next time is set all the same).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::AsRefStr, strum::Display)]
@@ -163,6 +164,28 @@ impl Queue {
         Ok(checks)
     }
 
+    /// A store-level failure seen fewer times in a row than the organisation's alert threshold:
+    /// a second look confirms it (or not) before anyone is alerted, and costs no failed login.
+    async fn awaiting_confirmation(
+        &self,
+        organisation: &str,
+        history: &[HistoryEntry],
+    ) -> Result<bool, QueueError> {
+        let Some(latest) = history.last() else {
+            return Ok(false);
+        };
+        if !confirmable(latest.outcome) {
+            return Ok(false);
+        }
+        let streak = history
+            .iter()
+            .rev()
+            .take_while(|entry| entry.outcome == latest.outcome)
+            .count();
+        let threshold = self.alert_preferences(organisation).await?.threshold;
+        Ok(streak < threshold.max(1) as usize)
+    }
+
     async fn check_one(
         &self,
         organisation: &str,
@@ -174,11 +197,12 @@ impl Queue {
             return Err(QueueError::UnknownAccount(id.to_string()));
         };
         let history = self.history(id, 200).await?;
-        if !matches!(Health::from_history(&history), Health::Healthy { .. }) {
+        let confirming = self.awaiting_confirmation(organisation, &history).await?;
+        if !confirming && !matches!(Health::from_history(&history), Health::Healthy { .. }) {
             return Ok(CheckDecision::Skipped(CheckSkipped::NotHealthy));
         }
         let last = history.last().map(|entry| entry.at.timestamp_millis());
-        if let Some(last) = last.filter(|at| now - at < every / 2) {
+        if let Some(last) = last.filter(|at| !confirming && now - at < every / 2) {
             // Just verified: the next check counts from that verdict, not from now.
             sqlx::query("UPDATE accounts SET next_check_at = $1 WHERE id = $2")
                 .bind(spread(last, every, 0.95, 1.05))

@@ -106,6 +106,11 @@ impl Queue {
             }
             None => None,
         };
+        if let (Some(outcome), Some(change)) = (outcome, change) {
+            // The alerts this verdict owes exist if and only if the verdict was committed.
+            self.queue_alerts(&mut tx, &job, outcome, change, now)
+                .await?;
+        }
         if let Some(action) = audited {
             // Every login attempt is audited with how it ended (never with what was typed).
             let how = outcome.map(|o| o.to_string()).or(error).unwrap_or_default();

@@ -6,13 +6,16 @@
 //! Split along the tables and a job's life: `accounts`, `jobs` (submit, claim, rescue, cancel,
 //! and the start service callers use), `lease` (every write a run holding a job makes),
 //! `finish` (a run's end in one transaction), `lockout`, `health`, `audit`, `tokens`, `outbox`
-//! (webhook deliveries), `sealed` (keys in use), `rows` (SQL rows to types), `run` (how a run
+//! (webhook deliveries), `contacts` and `alert_outbox` (who hears of a broken connection, and
+//! the messages owed to them), `sealed` (keys in use), `rows` (SQL rows to types), `run` (how a run
 //! ended, typed).
 
 mod accounts;
+mod alert_outbox;
 mod audit;
 mod checks;
 mod code_wake;
+mod contacts;
 mod finish;
 mod health;
 mod jobs;
@@ -34,9 +37,14 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Connection, Row};
 
+pub use alert_outbox::{
+    confirmable, AlertBatch, AlertDelivery, AlertItem, AlertKind, AlertLogFilter, BatchOutcome,
+    CONFIRM_AFTER,
+};
 pub use audit::AuditEntry;
 pub use checks::{CheckDecision, CheckSkipped, ScheduledCheck};
 pub use code_wake::CodeWaiter;
+pub use contacts::{AlertPreferences, Channel, Contact, ContactFields, Printer};
 pub use jobs::{JobRequest, StartError};
 pub use keys::{Key, KeyError, KeyRing};
 pub use lockout::SubmissionRefused;

@@ -60,10 +60,16 @@ impl Queue {
     /// statement, guarded on the key id it read.
     pub async fn rotate_keys(&self) -> Result<u64, QueueError> {
         // (table, row key column, sealed column, associated-data prefix)
-        const SEALED: [(&str, &str, &str, &str); 3] = [
+        const SEALED: [(&str, &str, &str, &str); 4] = [
             ("accounts", "id", "secrets", "account"),
             ("job_codes", "job_id", "code", "job-code"),
             ("webhooks", "organisation", "secret", "webhook"),
+            (
+                "alert_preferences",
+                "organisation",
+                "link_secret",
+                "alert-link",
+            ),
         ];
         let current = &self.keys.current;
         let mut rotated = 0;
@@ -99,7 +105,8 @@ impl Queue {
     pub async fn key_ids_in_use(&self) -> Result<Vec<String>, QueueError> {
         Ok(sqlx::query(
             "SELECT key_id FROM accounts UNION SELECT key_id FROM job_codes \
-             UNION SELECT key_id FROM webhooks ORDER BY 1",
+             UNION SELECT key_id FROM webhooks \
+             UNION SELECT key_id FROM alert_preferences WHERE key_id IS NOT NULL ORDER BY 1",
         )
         .fetch_all(&self.pool)
         .await?

@@ -22,7 +22,8 @@ pub const WRONG_PASSWORD: Outcome = Outcome::InvalidCredentials(InvalidCredentia
 pub const INACTIVE: Outcome = Outcome::InvalidStoreConfig(StoreConfig::RestaurantInactive);
 
 pub struct Fixture {
-    pub queue: Queue,
+    /// Shared, so a test's background loops use this very handle (one SQLite writer).
+    pub queue: std::sync::Arc<Queue>,
     pub clock: Clock,
     pub db: TestDatabase,
     pub key_line: String,
@@ -44,7 +45,7 @@ pub async fn fixture(db: TestDatabase) -> Fixture {
     .await
     .expect("queue opens");
     Fixture {
-        queue,
+        queue: std::sync::Arc::new(queue),
         clock,
         db,
         key_line,
@@ -89,6 +90,15 @@ pub fn browser_lost(reason: &str) -> RunResult {
         url: "http://127.0.0.1:9515".into(),
         reason: reason.into(),
     }))
+}
+
+/// The merchant enters a new password (after a rejected one, nothing logs in with the old).
+pub async fn new_password(f: &Fixture, account: &str) {
+    let update = pairing_worker::queue::AccountUpdate {
+        credentials: Some(secrets("Canary-Password-2d9e").credentials),
+        ..Default::default()
+    };
+    f.queue.update_account(ORG, account, update).await.unwrap();
 }
 
 /// Runs one job of `kind` for the account to the given outcome.

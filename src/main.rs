@@ -73,7 +73,7 @@ enum Command {
     #[command(subcommand)]
     Fixture(kit_cli::FixtureCommand),
     /// Run the worker: claim pairing jobs from the queue until SIGTERM.
-    Serve(ops::ServeArgs),
+    Serve(Box<ops::ServeArgs>),
     /// Encryption keys for stored secrets: generate one, or rotate everything to the current one.
     #[command(subcommand)]
     Keys(ops::KeysCommand),
@@ -126,7 +126,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => kit_cli::demo(registry, &kit_pages, args).await,
             #[cfg(feature = "kit")]
             Command::Fixture(command) => kit_cli::fixture(&registry, &kit_pages, command),
-            Command::Serve(args) => ops::serve(registry, recorded, args).await,
+            Command::Serve(args) => ops::serve(registry, recorded, *args).await,
             Command::Keys(command) => ops::keys(command).await,
             Command::Accounts(command) => ops::accounts(&registry, command).await,
             Command::Jobs(command) => ops::jobs(command).await,

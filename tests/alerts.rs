@@ -9,7 +9,6 @@ mod databases;
 #[path = "support/conformance.rs"]
 mod conformance;
 #[path = "support/lite.rs"]
-#[allow(dead_code)]
 mod lite;
 #[path = "support/smtpd.rs"]
 mod smtpd;
@@ -224,16 +223,19 @@ async fn due_rows_of_a_recipient_are_taken_together_by_one_worker(f: Fixture) {
 
 const REPAIR: &str = "https://dash.example/repair";
 
+/// One request a gateway saw: its Authorization header and its form fields.
+type GatewayRequest = (Option<String>, Vec<(String, String)>);
+
 struct Gateway {
     url: String,
-    seen: Arc<Mutex<Vec<(Option<String>, Vec<(String, String)>)>>>,
+    seen: Arc<Mutex<Vec<GatewayRequest>>>,
 }
 
 /// A Twilio-compatible gateway on loopback, recording each request's auth header and form.
 async fn gateway() -> Gateway {
     use axum::extract::State;
     use axum::http::HeaderMap;
-    let seen: Arc<Mutex<Vec<(Option<String>, Vec<(String, String)>)>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<GatewayRequest>>> = Arc::default();
     let app = axum::Router::new()
         .route(
             "/2010-04-01/Accounts/{sid}/Messages.json",

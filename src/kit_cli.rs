@@ -184,6 +184,10 @@ pub struct DemoArgs {
     /// Print the results as JSON lines instead of a table.
     #[arg(long)]
     json: bool,
+    /// Where the live-alert scene writes the email, SMS and ticket a health check's alert
+    /// became (emptied first).
+    #[arg(long, default_value = "demo-alerts")]
+    alerts: std::path::PathBuf,
 }
 
 pub async fn demo(
@@ -227,8 +231,10 @@ pub async fn demo(
         ..WorkerConfig::default()
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker =
-        tokio::spawn(Worker::new(queue.clone(), registry, browser.clone(), config).run(stopped));
+    let worker = tokio::spawn(
+        Worker::new(queue.clone(), registry.clone(), browser.clone(), config).run(stopped),
+    );
+    let scene_card = pairing_worker::kit::alerts_demo::pairing_card(&cards).cloned();
     let bar = indicatif::ProgressBar::new(cards.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed} {msg}")
@@ -246,6 +252,22 @@ pub async fn demo(
     }
     let mut results = runs.join_all().await;
     bar.finish_and_clear();
+    // Live alerts: a health check finds a broken connection; its alerts land in files.
+    let scene = match &scene_card {
+        Some(card) => {
+            let _ = std::fs::remove_dir_all(&args.alerts);
+            Some(
+                pairing_worker::kit::alerts_demo::run(
+                    queue.clone(),
+                    registry.clone(),
+                    card,
+                    &args.alerts,
+                )
+                .await,
+            )
+        }
+        None => None,
+    };
     let _ = stop.send(true);
     let _ = worker.await;
     results.sort_by_key(|(index, ..)| *index);
@@ -282,6 +304,22 @@ pub async fn demo(
     }
     if !args.json {
         println!("{failures} scenario(s) did not end as expected");
+    }
+    match scene {
+        Some(Ok(scene)) if !args.json => {
+            println!(
+                "live alerts: a health check found {}; the alerts it became:",
+                scene.check
+            );
+            for file in &scene.files {
+                println!("  {}", file.display());
+            }
+        }
+        Some(Err(error)) => {
+            eprintln!("live-alert scene failed: {error:#}");
+            failures += 1;
+        }
+        _ => {}
     }
     Ok(if failures == 0 {
         ExitCode::SUCCESS

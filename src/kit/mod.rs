@@ -4,6 +4,7 @@
 //! product; `provider`, `engine`, `queue`, `worker`, `api`, `codes`, `browser` never import `kit`
 //! (`tests/layers.rs`).
 
+pub mod alerts_demo;
 pub mod checklist;
 pub mod corpus;
 pub mod fixtures;

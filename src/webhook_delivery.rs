@@ -111,7 +111,8 @@ pub async fn deliver(queue: Arc<Queue>, config: DeliveryConfig, mut stop: watch:
             Ok(None) => {
                 tokio::select! {
                     _ = tokio::time::sleep(config.poll_interval) => {}
-                    _ = stop.changed() => {}
+                    // A dropped sender is a stop too (else this loop would spin).
+                    changed = stop.changed() => if changed.is_err() { return; }
                 }
                 continue;
             }

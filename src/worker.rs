@@ -191,7 +191,8 @@ impl Worker {
                     tokio::select! {
                         _ = tokio::time::sleep(self.config.poll_interval) => {}
                         _ = changes.changed() => {}
-                        _ = stop.changed() => {}
+                        // A dropped sender is a stop too (else this loop would spin).
+                    changed = stop.changed() => if changed.is_err() { break; }
                     }
                 }
                 Err(error) => {

@@ -151,7 +151,8 @@ async fn a_recovery_notice_follows_only_an_alerted_break(f: Fixture) {
     run_to(&f, &quiet, JobKind::Pair, Outcome::Paired).await;
     assert!(pending(&f).await.is_empty());
     let loud = account(&f.queue, ORG).await;
-    run_to(&f, &loud, JobKind::Pair, WRONG_PASSWORD).await;
+    run_to(&f, &loud, JobKind::Pair, Outcome::Paired).await;
+    run_to(&f, &loud, JobKind::Recheck, WRONG_PASSWORD).await;
     new_password(&f, &loud).await;
     run_to(&f, &loud, JobKind::Pair, Outcome::Paired).await;
     let kinds: Vec<AlertKind> = pending(&f).await.iter().map(|r| r.kind).collect();
@@ -183,7 +184,8 @@ async fn due_rows_of_a_recipient_are_taken_together_by_one_worker(f: Fixture) {
         .unwrap();
     for _ in 0..20 {
         let id = account(&f.queue, ORG).await;
-        run_to(&f, &id, JobKind::Pair, WRONG_PASSWORD).await;
+        run_to(&f, &id, JobKind::Pair, Outcome::Paired).await;
+        run_to(&f, &id, JobKind::Recheck, WRONG_PASSWORD).await;
     }
     let hold = Duration::from_secs(120);
     assert!(
@@ -510,7 +512,10 @@ async fn twenty_stores_breaking_at_once_make_one_digest_per_recipient_within_the
     }
     let _stop = dispatch(&f, config(&smtp.url(), None)).await;
     for id in &ids {
-        run_to(&f, id, JobKind::Pair, WRONG_PASSWORD).await;
+        run_to(&f, id, JobKind::Pair, Outcome::Paired).await;
+    }
+    for id in &ids {
+        run_to(&f, id, JobKind::Recheck, WRONG_PASSWORD).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(smtp.messages().is_empty(), "the digest window is open");
@@ -567,8 +572,9 @@ async fn an_smtp_outage_loses_nothing() {
         .await
         .unwrap();
     let id = account(&f.queue, ORG).await;
+    run_to(&f, &id, JobKind::Pair, Outcome::Paired).await;
     let _stop = dispatch(&f, config(&format!("smtp://127.0.0.1:{port}"), None)).await;
-    run_to(&f, &id, JobKind::Pair, WRONG_PASSWORD).await;
+    run_to(&f, &id, JobKind::Recheck, WRONG_PASSWORD).await;
     // Refused while the server is down: kept, with why, for a later attempt.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {

@@ -1,6 +1,7 @@
 //! Scheduled health checks, on SQLite and on the real PostgreSQL server with a fake clock: each
 //! healthy account is checked once a period, spread over it, taken by one worker of many, never
-//! past a guard, and a check that finds a disconnection turns the account unhealthy once.
+//! past a guard, and a check that finds a disconnection turns the account unhealthy once (a
+//! store-level one after a second, confirming look).
 
 #[path = "support/databases.rs"]
 mod databases;
@@ -24,6 +25,7 @@ conformance!(
     two_workers_never_take_the_same_check,
     checks_stop_at_every_guard,
     a_check_that_finds_a_disconnection_alerts_once,
+    a_pairing_that_never_worked_is_not_checked,
     an_organisation_sets_its_period_or_turns_checks_off,
 );
 
@@ -208,22 +210,22 @@ async fn a_check_that_finds_a_disconnection_alerts_once(f: Fixture) {
     f.queue.set_check_period(ORG, Some(HOUR)).await.unwrap();
     let id = paired_accounts(&f, 1).await.remove(0);
     f.queue.schedule_due_checks(100).await.unwrap();
-    for round in 0..3 {
+    for round in 0..4 {
         f.clock.advance(HOUR + Duration::from_secs(10 * 60));
         let checks = f.queue.schedule_due_checks(100).await.unwrap();
-        if round == 0 {
-            assert_eq!(started(&checks), vec![id.as_str()]);
+        if round < 2 {
+            // The first look finds the store inactive; the second (a store-level failure is
+            // confirmed before anyone is alerted) finds it still inactive.
+            assert_eq!(started(&checks), vec![id.as_str()], "round {round}");
             let claimed = f.queue.claim("w1").await.unwrap().unwrap();
             f.queue
                 .finish(&claimed.lease, finished(INACTIVE))
                 .await
                 .unwrap();
-            assert_eq!(
-                f.queue.history(&id, 1).await.unwrap()[0].change,
-                Change::Broke
-            );
+            let expected = [Change::Broke, Change::Unchanged][round];
+            assert_eq!(f.queue.history(&id, 1).await.unwrap()[0].change, expected);
         } else {
-            // Broken: the merchant has a repair to make; no login, no second transition.
+            // Confirmed broken: the merchant has a repair to make; no login, no transition.
             assert_eq!(
                 checks[0].decision,
                 CheckDecision::Skipped(CheckSkipped::NotHealthy)
@@ -233,9 +235,21 @@ async fn a_check_that_finds_a_disconnection_alerts_once(f: Fixture) {
     }
     assert_eq!(
         f.queue.history(&id, 10).await.unwrap().len(),
-        2,
-        "paired, then broke once"
+        3,
+        "paired, broke, confirmed"
     );
+}
+
+async fn a_pairing_that_never_worked_is_not_checked(f: Fixture) {
+    f.queue.set_check_period(ORG, Some(HOUR)).await.unwrap();
+    let id = account(&f.queue, ORG).await;
+    // A store-level failure that would be confirmed on a working connection.
+    run_to(&f, &id, JobKind::Pair, INACTIVE).await;
+    for _ in 0..3 {
+        f.clock.advance(Duration::from_secs(20 * 60));
+        let checks = f.queue.schedule_due_checks(100).await.unwrap();
+        assert!(started(&checks).is_empty(), "{checks:?}");
+    }
 }
 
 async fn an_organisation_sets_its_period_or_turns_checks_off(f: Fixture) {

@@ -69,6 +69,9 @@ pub async fn deliver_alerts(
     config: AlertsConfig,
     mut stop: watch::Receiver<bool>,
 ) {
+    // A verdict finished in this process may owe a message now (no digest window): wake on it
+    // rather than wait out the poll; the poll covers other processes and windows that close.
+    let mut changes = queue.changes();
     loop {
         if *stop.borrow() {
             return;
@@ -96,7 +99,9 @@ pub async fn deliver_alerts(
             Ok(None) => {
                 tokio::select! {
                     _ = tokio::time::sleep(config.poll_interval) => {}
-                    _ = stop.changed() => {}
+                    _ = changes.changed() => {}
+                    // A dropped sender is a stop too (else this loop would spin).
+                    changed = stop.changed() => if changed.is_err() { return; }
                 }
             }
             Err(error) => {

@@ -114,6 +114,12 @@ pub fn confirmable(outcome: Outcome) -> bool {
         && outcome.decision().password == PasswordVerdict::Accepted
 }
 
+/// A run of the same verdict at the head of an account's history.
+struct Streak {
+    length: i64,
+    has_worked: bool,
+}
+
 /// How soon a check confirms a confirmable failure.
 pub const CONFIRM_AFTER: Duration = Duration::from_secs(15 * 60);
 
@@ -140,13 +146,15 @@ impl Queue {
         } else if outcome.decision().resolution == Resolution::None {
             None
         } else {
+            // Only a connection that worked can break: a first pairing that fails is shown on
+            // the dashboard to whoever tried it, and no orders were flowing to stop.
             let streak = self.streak(&mut *conn, &job.account_id, outcome).await?;
             let needed = if confirmable(outcome) {
                 i64::from(preferences.threshold.max(1))
             } else {
                 1
             };
-            if streak < needed {
+            if streak.has_worked && streak.length < needed {
                 // Not confirmed yet: the scheduler checks again soon instead of in hours.
                 sqlx::query("UPDATE accounts SET next_check_at = $1 WHERE id = $2")
                     .bind(now + CONFIRM_AFTER.as_millis() as i64)
@@ -154,7 +162,7 @@ impl Queue {
                     .execute(&mut *conn)
                     .await?;
             }
-            (streak == needed).then_some(AlertKind::Broken)
+            (streak.has_worked && streak.length == needed).then_some(AlertKind::Broken)
         };
         let Some(kind) = kind else { return Ok(()) };
         let due = now + preferences.digest_window.as_millis() as i64;
@@ -181,13 +189,14 @@ impl Queue {
         Ok(())
     }
 
-    /// How many of the account's latest verdicts in a row are `outcome` (the new one included).
+    /// How many of the account's latest verdicts in a row are `outcome` (the new one included),
+    /// and whether the connection worked before them.
     async fn streak(
         &self,
         conn: &mut sqlx::AnyConnection,
         account_id: &str,
         outcome: Outcome,
-    ) -> Result<i64, QueueError> {
+    ) -> Result<Streak, QueueError> {
         let rows = sqlx::query(
             "SELECT outcome FROM account_history WHERE account_id = $1 \
              ORDER BY at DESC, id DESC LIMIT 50",
@@ -195,11 +204,13 @@ impl Queue {
         .bind(account_id)
         .fetch_all(&mut *conn)
         .await?;
+        let outcomes: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
         let same = outcome.to_string();
-        Ok(rows
-            .iter()
-            .take_while(|row| row.get::<String, _>(0) == same)
-            .count() as i64)
+        let paired = Outcome::Paired.to_string();
+        Ok(Streak {
+            length: outcomes.iter().take_while(|o| **o == same).count() as i64,
+            has_worked: outcomes.contains(&paired),
+        })
     }
 
     async fn last_alert_kind(

@@ -11,6 +11,7 @@ use sqlx::Row;
 use super::alert_outbox::confirmable;
 use super::jobs::{JobRequest, StartError};
 use super::{Health, HistoryEntry, JobKind, Queue, QueueError, SubmitError};
+use crate::outcome::Outcome;
 
 /// Why a due account was not checked this time (its next time is set all the same).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::AsRefStr, strum::Display)]
@@ -174,7 +175,10 @@ impl Queue {
         let Some(latest) = history.last() else {
             return Ok(false);
         };
-        if !confirmable(latest.outcome) {
+        // Only a connection that worked is confirmed early: one that never paired is the
+        // dashboard's to show, and nobody's orders stopped.
+        let has_worked = history.iter().any(|entry| entry.outcome == Outcome::Paired);
+        if !confirmable(latest.outcome) || !has_worked {
             return Ok(false);
         }
         let streak = history

@@ -185,24 +185,17 @@ impl Queue {
     ) -> Result<Contact, QueueError> {
         let id = new_id();
         let now = self.clock.now_ms();
-        sqlx::query(
-            "INSERT INTO alert_contacts (id, organisation, name, language, channels, email, phone, \
-             printer_host, printer_port, printer_columns, created_at, updated_at) \
+        let insert = sqlx::query(
+            "INSERT INTO alert_contacts (name, language, channels, email, phone, printer_host, \
+             printer_port, printer_columns, id, organisation, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
-        )
-        .bind(&id)
-        .bind(organisation)
-        .bind(&fields.name)
-        .bind(&fields.language)
-        .bind(channels_json(&fields.channels))
-        .bind(&fields.email)
-        .bind(&fields.phone)
-        .bind(fields.printer.as_ref().map(|p| p.host.clone()))
-        .bind(fields.printer.as_ref().map(|p| i64::from(p.port)))
-        .bind(fields.printer.as_ref().map(|p| i64::from(p.columns)))
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        );
+        bind_fields(insert, fields)
+            .bind(&id)
+            .bind(organisation)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
         self.contact(organisation, &id)
             .await?
             .ok_or_else(|| QueueError::Corrupt("contact just written".into()))
@@ -215,24 +208,17 @@ impl Queue {
         id: &str,
         fields: &ContactFields,
     ) -> Result<Option<Contact>, QueueError> {
-        let done = sqlx::query(
+        let update = sqlx::query(
             "UPDATE alert_contacts SET name = $1, language = $2, channels = $3, email = $4, \
              phone = $5, printer_host = $6, printer_port = $7, printer_columns = $8, \
              updated_at = $9 WHERE organisation = $10 AND id = $11",
-        )
-        .bind(&fields.name)
-        .bind(&fields.language)
-        .bind(channels_json(&fields.channels))
-        .bind(&fields.email)
-        .bind(&fields.phone)
-        .bind(fields.printer.as_ref().map(|p| p.host.clone()))
-        .bind(fields.printer.as_ref().map(|p| i64::from(p.port)))
-        .bind(fields.printer.as_ref().map(|p| i64::from(p.columns)))
-        .bind(self.clock.now_ms())
-        .bind(organisation)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+        );
+        let done = bind_fields(update, fields)
+            .bind(self.clock.now_ms())
+            .bind(organisation)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         if done.rows_affected() == 0 {
             return Ok(None);
         }
@@ -397,6 +383,23 @@ impl Queue {
         })
         .transpose()
     }
+}
+
+/// Binds a contact's fields as `$1`–`$8` (name … printer columns), for insert and update alike.
+fn bind_fields<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    fields: &'q ContactFields,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    let printer = fields.printer.as_ref();
+    query
+        .bind(&fields.name)
+        .bind(&fields.language)
+        .bind(channels_json(&fields.channels))
+        .bind(&fields.email)
+        .bind(&fields.phone)
+        .bind(printer.map(|p| p.host.clone()))
+        .bind(printer.map(|p| i64::from(p.port)))
+        .bind(printer.map(|p| i64::from(p.columns)))
 }
 
 fn channels_json(channels: &[Channel]) -> String {

@@ -26,6 +26,7 @@ conformance!(
     checks_stop_at_every_guard,
     a_check_that_finds_a_disconnection_alerts_once,
     a_pairing_that_never_worked_is_not_checked,
+    checks_never_spend_the_failed_login_budget,
     an_organisation_sets_its_period_or_turns_checks_off,
 );
 
@@ -272,4 +273,61 @@ async fn an_organisation_sets_its_period_or_turns_checks_off(f: Fixture) {
         started(&f.queue.schedule_due_checks(100).await.unwrap()).len(),
         ids.len()
     );
+}
+
+async fn checks_never_spend_the_failed_login_budget(f: Fixture) {
+    f.queue.set_check_period(ORG, Some(HOUR)).await.unwrap();
+    let id = paired_accounts(&f, 1).await.remove(0);
+    f.queue.schedule_due_checks(100).await.unwrap();
+    f.clock.advance(HOUR);
+    let checks = f.queue.schedule_due_checks(100).await.unwrap();
+    assert_eq!(started(&checks), vec![id.as_str()]);
+    // The check's runs send the password, then the browser dies: no verdict, twice. Each send
+    // may have been a failed login, so the budget (2 a day) is spent although the account is
+    // still healthy.
+    let budget = f.queue.config().failed_login_budget;
+    for _ in 0..budget {
+        let claimed = f.queue.claim("w1").await.unwrap().expect("the check's run");
+        f.queue.password_submitting(&claimed.lease).await.unwrap();
+        f.queue
+            .finish(
+                &claimed.lease,
+                browser_lost("webdriver: 500 after the submit"),
+            )
+            .await
+            .unwrap();
+        f.clock.advance(3 * HOUR); // past the retry's backoff
+    }
+    assert!(
+        f.queue.claim("w1").await.unwrap().is_none(),
+        "refused at claim"
+    );
+    // Every later check stops at the budget: no run, no password sent.
+    let mut stopped_at_budget = 0;
+    for _ in 0..3 {
+        f.clock.advance(HOUR);
+        let checks = f.queue.schedule_due_checks(100).await.unwrap();
+        assert!(started(&checks).is_empty(), "{checks:?}");
+        stopped_at_budget += checks
+            .iter()
+            .filter(|c| c.decision == CheckDecision::Skipped(CheckSkipped::LoginBudgetSpent))
+            .count();
+        assert!(f.queue.claim("w1").await.unwrap().is_none());
+    }
+    assert!(
+        stopped_at_budget >= 1,
+        "looked at, and stopped by the budget"
+    );
+    // Once the window has passed, checks resume.
+    f.clock.advance(f.queue.config().failed_login_window);
+    let mut resumed = Vec::new();
+    for _ in 0..2 {
+        f.clock.advance(HOUR);
+        resumed.extend(
+            started(&f.queue.schedule_due_checks(100).await.unwrap())
+                .into_iter()
+                .map(str::to_string),
+        );
+    }
+    assert_eq!(resumed, vec![id.clone()]);
 }

@@ -74,6 +74,9 @@ enum Command {
     Fixture(kit_cli::FixtureCommand),
     /// Run the worker: claim pairing jobs from the queue until SIGTERM.
     Serve(Box<ops::ServeArgs>),
+    /// Check what `serve` needs (browser, driver, WebDriver, database, key, alert transports),
+    /// with `serve`'s flags; says what to fix and exits 1 when something is wrong.
+    Doctor(Box<ops::DoctorArgs>),
     /// Encryption keys for stored secrets: generate one, or rotate everything to the current one.
     #[command(subcommand)]
     Keys(ops::KeysCommand),
@@ -127,6 +130,7 @@ fn main() -> ExitCode {
             #[cfg(feature = "kit")]
             Command::Fixture(command) => kit_cli::fixture(&registry, &kit_pages, command),
             Command::Serve(args) => ops::serve(registry, recorded, *args).await,
+            Command::Doctor(args) => ops::doctor(*args).await,
             Command::Keys(command) => ops::keys(command).await,
             Command::Accounts(command) => ops::accounts(&registry, command).await,
             Command::Jobs(command) => ops::jobs(command).await,

@@ -17,7 +17,9 @@ use pairing_worker::secret::Credentials;
 use crate::cli::read_secret_line;
 
 mod alerting;
+mod doctor;
 mod serve;
+pub use doctor::{doctor, DoctorArgs};
 pub use serve::{serve, ServeArgs};
 
 /// Where the queue lives and the key its secrets are sealed with.

@@ -61,6 +61,16 @@ impl EmailSender {
         Ok(EmailSender { transport, from })
     }
 
+    /// Connects and greets the relay (and authenticates, when the URL carries credentials),
+    /// sending nothing: `doctor`'s check.
+    pub async fn check(&self) -> Result<(), SendError> {
+        match self.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(SendError::Smtp("the server ended the greeting".into())),
+            Err(error) => Err(SendError::Smtp(smtp_failure(&error))),
+        }
+    }
+
     pub async fn send(&self, to: &str, email: &Email) -> Result<(), SendError> {
         let message = build_message(&self.from, to, email)?;
         self.transport
@@ -77,6 +87,12 @@ fn smtp_failure(error: &lettre::transport::smtp::Error) -> String {
         "a temporary failure (4xx)".into()
     } else if error.is_permanent() {
         "a permanent failure (5xx)".into()
+    } else if error.is_client() {
+        "it offers no login this client can use (an authentication mechanism, or TLS first)".into()
+    } else if error.is_tls() {
+        "the TLS handshake failed".into()
+    } else if error.is_timeout() {
+        "it timed out".into()
     } else {
         "no answer from the SMTP server".into()
     }
@@ -168,6 +184,18 @@ impl SmsGateway {
             fields,
             timeout,
         )
+    }
+
+    /// Whether the gateway answers HTTP at all (any status: a GET is not how it takes a
+    /// message), sending nothing: `doctor`'s check.
+    pub async fn check(&self) -> Result<u16, SendError> {
+        let response = self
+            .client
+            .get(&self.url)
+            .send()
+            .await
+            .map_err(|_| SendError::GatewayUnreachable)?;
+        Ok(response.status().as_u16())
     }
 
     pub async fn send(&self, to: &str, body: &str) -> Result<(), SendError> {

@@ -29,7 +29,7 @@ pub struct Chromedriver {
 }
 
 /// Where chromedriver lives: `$CHROMEDRIVER`, else the first `chromedriver` on PATH.
-fn chromedriver_binary() -> Result<PathBuf, BrowserError> {
+pub fn chromedriver_binary() -> Result<PathBuf, BrowserError> {
     if let Some(path) = std::env::var_os("CHROMEDRIVER") {
         let path = PathBuf::from(path);
         return if path.is_file() {

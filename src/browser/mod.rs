@@ -15,7 +15,7 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder};
 use serde_json::{json, Value};
 
-pub use chromedriver::{Chromedriver, LocalDriver};
+pub use chromedriver::{chromedriver_binary, chromium_binary, Chromedriver, LocalDriver};
 pub use pool::SessionPool;
 use session::Owner;
 pub use session::{PageSnapshot, Session};

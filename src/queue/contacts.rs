@@ -47,6 +47,14 @@ pub struct Printer {
     pub columns: u8,
 }
 
+/// A printer a contact prints on, and whose it is (`doctor`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrinterOf {
+    pub organisation: String,
+    pub contact: String,
+    pub printer: Printer,
+}
+
 /// What a contact is, as stored (checked by the caller).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactFields {
@@ -223,6 +231,28 @@ impl Queue {
             return Ok(None);
         }
         self.contact(organisation, id).await
+    }
+
+    /// Every contact's printer, in every organisation.
+    pub async fn printers(&self) -> Result<Vec<PrinterOf>, QueueError> {
+        let rows = sqlx::query(
+            "SELECT organisation, name, printer_host, printer_port, printer_columns \
+             FROM alert_contacts WHERE printer_host IS NOT NULL ORDER BY organisation, name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| PrinterOf {
+                organisation: row.get(0),
+                contact: row.get(1),
+                printer: Printer {
+                    host: row.get(2),
+                    port: u16::try_from(row.get::<i64, _>(3)).unwrap_or(9100),
+                    columns: u8::try_from(row.get::<i64, _>(4)).unwrap_or(42),
+                },
+            })
+            .collect())
     }
 
     /// Removes a contact; messages still owed to it are dropped when their turn comes.

@@ -18,6 +18,7 @@ mod code_wake;
 mod contacts;
 mod finish;
 mod health;
+mod inspect;
 mod jobs;
 pub mod keys;
 mod lease;
@@ -44,7 +45,8 @@ pub use alert_outbox::{
 pub use audit::AuditEntry;
 pub use checks::{CheckDecision, CheckSkipped, ScheduledCheck};
 pub use code_wake::CodeWaiter;
-pub use contacts::{AlertPreferences, Channel, Contact, ContactFields, Printer};
+pub use contacts::{AlertPreferences, Channel, Contact, ContactFields, Printer, PrinterOf};
+pub use inspect::DatabaseState;
 pub use jobs::{JobRequest, StartError};
 pub use keys::{Key, KeyError, KeyRing};
 pub use lockout::SubmissionRefused;
@@ -188,24 +190,7 @@ impl Queue {
     ) -> Result<Queue, QueueError> {
         sqlx::any::install_default_drivers();
         let shown = redact_url(url);
-        let (backend, connect_url) =
-            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-                (Backend::Postgres, url.to_string())
-            } else if let Some(path) = url.strip_prefix("sqlite:") {
-                let path = path.trim_start_matches("//");
-                let joiner = if path.contains('?') { '&' } else { '?' };
-                let mode = if path.contains("mode=") {
-                    ""
-                } else {
-                    "mode=rwc"
-                };
-                (Backend::Sqlite, format!("sqlite://{path}{joiner}{mode}"))
-            } else {
-                return Err(QueueError::Open {
-                    url: shown,
-                    reason: "expected sqlite:PATH or postgres://...".into(),
-                });
-            };
+        let (backend, connect_url) = connect_url(url)?;
         let open_error = |e: sqlx::Error| QueueError::Open {
             url: shown.clone(),
             reason: e.to_string(),
@@ -333,6 +318,28 @@ impl Queue {
         }
         Ok(())
     }
+}
+
+/// The backend a database URL names and the URL sqlx connects with (a SQLite file is created
+/// when missing).
+fn connect_url(url: &str) -> Result<(Backend, String), QueueError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((Backend::Postgres, url.to_string()));
+    }
+    let Some(path) = url.strip_prefix("sqlite:") else {
+        return Err(QueueError::Open {
+            url: redact_url(url),
+            reason: "expected sqlite:PATH or postgres://...".into(),
+        });
+    };
+    let path = path.trim_start_matches("//");
+    let joiner = if path.contains('?') { '&' } else { '?' };
+    let mode = if path.contains("mode=") {
+        ""
+    } else {
+        "mode=rwc"
+    };
+    Ok((Backend::Sqlite, format!("sqlite://{path}{joiner}{mode}")))
 }
 
 /// Time-ordered (UUIDv7, monotonic within a process): rows written in the same millisecond still

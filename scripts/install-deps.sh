@@ -3,6 +3,23 @@
 # Chromium + chromedriver (the browser), Dovecot (the real IMAP server the code tests use).
 set -euo pipefail
 
+# `--runtime`: only what the product needs where it runs (the container image uses this): the
+# browser, its driver, an init that reaps the browsers' children, TLS roots, curl for the health
+# check. None of the tests' parts, no toolchain. `--runtime --dry-run` prints the packages.
+if [ "${1:-}" = "--runtime" ]; then
+  runtime=(chromium chromium-driver tini ca-certificates curl)
+  if [ "${2:-}" = "--dry-run" ]; then
+    echo "${runtime[*]}"
+    exit 0
+  fi
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${runtime[@]}" >/dev/null
+  $sudo rm -rf /var/lib/apt/lists/*
+  exit 0
+fi
+
 need=()
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium chromium-driver)
 [ -x /usr/bin/chromium ] || [ -x /usr/bin/chromium-browser ] || need+=(chromium)

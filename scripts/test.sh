@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo fmt --check
+# The container files: hadolint, the Compose Specification's schema, the image's install script.
+scripts/check-docker.sh
 cargo clippy --all-targets --quiet -- -D warnings
 # The production build: the product without the developer kit (no recorded pages, no fake portal).
 cargo clippy --no-default-features --bin pairing-worker --quiet -- -D warnings

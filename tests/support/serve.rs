@@ -25,6 +25,10 @@ pub struct Stage {
 
 impl Stage {
     pub async fn start() -> Stage {
+        Stage::start_on(TestDatabase::sqlite()).await
+    }
+
+    pub async fn start_on(db: TestDatabase) -> Stage {
         let registry = Registry::from_source_tree().unwrap();
         let sandbox = Arc::new(
             Sandbox::from_registry(&registry, &pairing_worker::kit::fixtures::source_tree())
@@ -32,7 +36,6 @@ impl Stage {
         );
         let (addr, _) = sandbox.clone().serve("127.0.0.1:0").await.unwrap();
         let browser = Browser::launch(BrowserConfig::default()).await.unwrap();
-        let db = TestDatabase::sqlite();
         let key = Key::generate_line();
         let keys = KeyRing::parse(&key, None).unwrap();
         let queue = Queue::open(&db.url, keys, QueueConfig::default())
@@ -50,12 +53,18 @@ impl Stage {
 
     /// `serve` on this stage's database, chromedriver and portals, logging to `log`.
     pub fn serve(&self, log: std::path::PathBuf) -> Serve {
+        self.serve_with(log, &[])
+    }
+
+    /// The same, with more flags.
+    pub fn serve_with(&self, log: std::path::PathBuf, extra: &[&str]) -> Serve {
         serve(
             &self.db.url,
             &self.key,
             &self.browser.endpoint(),
             &self.portal,
             log,
+            extra,
         )
     }
 }
@@ -65,7 +74,14 @@ pub struct Serve {
     pub log: std::path::PathBuf,
 }
 
-pub fn serve(db: &str, key: &str, webdriver: &str, portal: &str, log: std::path::PathBuf) -> Serve {
+pub fn serve(
+    db: &str,
+    key: &str,
+    webdriver: &str,
+    portal: &str,
+    log: std::path::PathBuf,
+    extra: &[&str],
+) -> Serve {
     let child = Command::new(env!("CARGO_BIN_EXE_pairing-worker"))
         .args([
             "serve",
@@ -86,6 +102,7 @@ pub fn serve(db: &str, key: &str, webdriver: &str, portal: &str, log: std::path:
             "--listen",
             "127.0.0.1:0",
         ])
+        .args(extra)
         .env("PAIRING_WORKER_KEY", key)
         .env("RUST_LOG", "pairing_worker=trace")
         .stdin(Stdio::null())

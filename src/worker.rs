@@ -7,7 +7,6 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -43,7 +42,7 @@ pub struct WorkerConfig {
     pub poll_interval: Duration,
     /// How long running jobs may take to finish after a stop before they are released.
     pub grace: Duration,
-    /// Logins per minute per provider from this worker (portals flag bursts).
+    /// Logins per minute per provider, across every worker on the database (portals flag bursts).
     pub logins_per_minute: NonZeroU32,
     /// Fresh browser sessions kept started ahead of need, so a claimed job does not wait ≈ 0.5 s
     /// for one (each is used once; each idle one holds a Chromium).
@@ -83,7 +82,6 @@ pub struct Worker {
     registry: Arc<Registry>,
     sessions: Arc<SessionPool>,
     config: WorkerConfig,
-    logins: DefaultKeyedRateLimiter<String>,
     /// Turns to drive the browser (see [`WorkerConfig::active_pairings`]).
     turns: Arc<tokio::sync::Semaphore>,
     /// Used sessions being deleted in the background (awaited before `run` returns).
@@ -97,7 +95,6 @@ impl Worker {
         browser: Browser,
         config: WorkerConfig,
     ) -> Arc<Worker> {
-        let logins = RateLimiter::keyed(Quota::per_minute(config.logins_per_minute));
         let sessions = SessionPool::new(browser, config.prestarted_sessions);
         let turns = Arc::new(tokio::sync::Semaphore::new(config.active_pairings.max(1)));
         Arc::new(Worker {
@@ -105,7 +102,6 @@ impl Worker {
             registry,
             sessions,
             config,
-            logins,
             turns,
             closing: std::sync::Mutex::new(Vec::new()),
         })
@@ -159,19 +155,14 @@ impl Worker {
     }
 
     async fn slot(&self, slot: usize, mut stop: watch::Receiver<bool>) {
-        let mut idle_rounds = 0u32;
         let mut changes = self.queue.changes();
         loop {
             let stopped = *stop.borrow();
             if stopped {
                 break;
             }
-            if idle_rounds % 240 == 0 {
-                self.logins.retain_recent(); // keyed state is never evicted on its own
-            }
             match self.queue.claim(&self.config.worker_id).await {
                 Ok(Some(claimed)) => {
-                    idle_rounds = 0;
                     let span = tracing::info_span!(
                         "job",
                         job = %claimed.job.id,
@@ -185,14 +176,13 @@ impl Worker {
                         .await;
                 }
                 Ok(None) => {
-                    idle_rounds = idle_rounds.wrapping_add(1);
                     // A job submitted by this process wakes the slot at once; one from another
                     // process is seen on the next poll.
                     tokio::select! {
                         _ = tokio::time::sleep(self.config.poll_interval) => {}
                         _ = changes.changed() => {}
                         // A dropped sender is a stop too (else this loop would spin).
-                    changed = stop.changed() => if changed.is_err() { break; }
+                        changed = stop.changed() => if changed.is_err() { break; }
                     }
                 }
                 Err(error) => {
@@ -319,7 +309,18 @@ impl Worker {
             )));
         }
         let waited = std::time::Instant::now();
-        self.logins.until_key_ready(&job.provider).await;
+        // The provider's pace is the fleet's: every worker on this database takes turns from it.
+        loop {
+            let turn = self
+                .queue
+                .take_login_turn(&job.provider, self.config.logins_per_minute)
+                .await;
+            match turn {
+                Ok(None) => break,
+                Ok(Some(wait)) => tokio::time::sleep(wait.min(Duration::from_secs(1))).await,
+                Err(error) => return RunResult::Failed(error.into()),
+            }
+        }
         let rate_wait = waited.elapsed();
         if rate_wait > Duration::from_millis(5) {
             crate::metrics::METRICS.rate_limit_waited(rate_wait);

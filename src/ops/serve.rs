@@ -46,7 +46,8 @@ pub struct ServeArgs {
     /// Seconds running jobs get to finish after SIGTERM before they are released.
     #[arg(long, default_value_t = 30)]
     grace_secs: u64,
-    /// Logins per minute per provider from this worker.
+    /// Logins per minute per provider, shared by every worker on this database (a burst of that
+    /// many, then one per 60/N seconds).
     #[arg(long, default_value_t = 10)]
     logins_per_minute: u32,
     /// Fresh browser sessions kept started ahead of need (each used once; 0 starts one per job).

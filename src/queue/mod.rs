@@ -23,6 +23,7 @@ mod jobs;
 pub mod keys;
 mod lease;
 mod lockout;
+mod login_pace;
 mod model;
 mod outbox;
 mod rows;

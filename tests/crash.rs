@@ -8,11 +8,8 @@ mod serve;
 
 use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
-
 use pairing_worker::outcome::Outcome;
-use pairing_worker::queue::{AccountSecrets, JobKind, JobState, NewAccount};
-use pairing_worker::secret::Credentials;
+use pairing_worker::queue::{JobKind, JobState};
 
 const ORG: &str = "org-crash";
 const PASSWORD: &str = "Sandbox-Pass-1";
@@ -30,24 +27,9 @@ async fn kill_9_mid_login_loses_no_job_and_sigterm_exits_cleanly() {
     ];
     let mut jobs = Vec::new();
     for username in usernames {
-        let account = queue
-            .create_account(NewAccount {
-                organisation: ORG.into(),
-                provider: "deliveroo".into(),
-                secrets: AccountSecrets {
-                    credentials: Credentials {
-                        username: username.into(),
-                        password: SecretString::from(PASSWORD.to_string()),
-                    },
-                    totp: None,
-                    mailbox: None,
-                },
-                stores: Vec::new(),
-            })
-            .await
-            .unwrap();
+        let account = serve::sandbox_account(queue, ORG, username, PASSWORD).await;
         let job = queue
-            .submit(ORG, &account.id, JobKind::Pair, false)
+            .submit(ORG, &account, JobKind::Pair, false)
             .await
             .unwrap();
         jobs.push(job.job.id);

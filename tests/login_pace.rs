@@ -27,89 +27,43 @@ fn per_minute(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap()
 }
 
+/// One login turn of `provider` at `n` a minute: `None` when taken, else the wait.
+async fn turn(f: &Fixture, provider: &str, n: u32) -> Option<Duration> {
+    f.queue
+        .take_login_turn(provider, per_minute(n))
+        .await
+        .unwrap()
+}
+
 async fn a_burst_of_the_quota_then_one_login_per_interval(f: Fixture) {
     for _ in 0..6 {
-        assert_eq!(
-            f.queue
-                .take_login_turn("deliveroo", per_minute(6))
-                .await
-                .unwrap(),
-            None
-        );
+        assert_eq!(turn(&f, "deliveroo", 6).await, None);
     }
-    let wait = f
-        .queue
-        .take_login_turn("deliveroo", per_minute(6))
-        .await
-        .unwrap();
+    let wait = turn(&f, "deliveroo", 6).await;
     assert_eq!(
         wait,
         Some(Duration::from_secs(10)),
         "one per 10 s after the burst"
     );
     f.clock.advance(Duration::from_secs(9));
-    let wait = f
-        .queue
-        .take_login_turn("deliveroo", per_minute(6))
-        .await
-        .unwrap();
-    assert_eq!(wait, Some(Duration::from_secs(1)));
+    assert_eq!(turn(&f, "deliveroo", 6).await, Some(Duration::from_secs(1)));
     f.clock.advance(Duration::from_secs(1));
-    assert_eq!(
-        f.queue
-            .take_login_turn("deliveroo", per_minute(6))
-            .await
-            .unwrap(),
-        None
-    );
-    assert!(f
-        .queue
-        .take_login_turn("deliveroo", per_minute(6))
-        .await
-        .unwrap()
-        .is_some());
+    assert_eq!(turn(&f, "deliveroo", 6).await, None);
+    assert!(turn(&f, "deliveroo", 6).await.is_some());
     // A quiet minute refills the burst, no more.
     f.clock.advance(Duration::from_secs(120));
     for _ in 0..6 {
-        assert_eq!(
-            f.queue
-                .take_login_turn("deliveroo", per_minute(6))
-                .await
-                .unwrap(),
-            None
-        );
+        assert_eq!(turn(&f, "deliveroo", 6).await, None);
     }
-    assert!(f
-        .queue
-        .take_login_turn("deliveroo", per_minute(6))
-        .await
-        .unwrap()
-        .is_some());
+    assert!(turn(&f, "deliveroo", 6).await.is_some());
 }
 
 async fn providers_are_paced_apart(f: Fixture) {
     for _ in 0..3 {
-        assert_eq!(
-            f.queue
-                .take_login_turn("doordash", per_minute(3))
-                .await
-                .unwrap(),
-            None
-        );
+        assert_eq!(turn(&f, "doordash", 3).await, None);
     }
-    assert!(f
-        .queue
-        .take_login_turn("doordash", per_minute(3))
-        .await
-        .unwrap()
-        .is_some());
-    assert_eq!(
-        f.queue
-            .take_login_turn("grubhub", per_minute(3))
-            .await
-            .unwrap(),
-        None
-    );
+    assert!(turn(&f, "doordash", 3).await.is_some());
+    assert_eq!(turn(&f, "grubhub", 3).await, None);
 }
 
 async fn workers_on_one_database_share_the_quota(f: Fixture) {

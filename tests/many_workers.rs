@@ -10,12 +10,9 @@ mod serve;
 
 use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
-
 use databases::TestDatabase;
 use pairing_worker::outcome::Outcome;
-use pairing_worker::queue::{AccountSecrets, Job, JobKind, JobState, NewAccount};
-use pairing_worker::secret::Credentials;
+use pairing_worker::queue::{Job, JobKind, JobState};
 
 const ORG: &str = "org-fleet";
 const PASSWORD: &str = "Sandbox-Pass-1";
@@ -42,29 +39,14 @@ async fn three_workers_finish_every_job_once_through_a_kill_and_a_drain() {
     let mut accounts = Vec::new();
     let mut jobs = Vec::new();
     for _ in 0..JOBS {
-        let account = stage
-            .queue
-            .create_account(NewAccount {
-                organisation: ORG.into(),
-                provider: "deliveroo".into(),
-                secrets: AccountSecrets {
-                    credentials: Credentials {
-                        username: "owner@sandbox.test".into(),
-                        password: SecretString::from(PASSWORD.to_string()),
-                    },
-                    totp: None,
-                    mailbox: None,
-                },
-                stores: Vec::new(),
-            })
-            .await
-            .unwrap();
+        let account =
+            serve::sandbox_account(&stage.queue, ORG, "owner@sandbox.test", PASSWORD).await;
         let job = stage
             .queue
-            .submit(ORG, &account.id, JobKind::Pair, false)
+            .submit(ORG, &account, JobKind::Pair, false)
             .await
             .unwrap();
-        accounts.push(account.id);
+        accounts.push(account);
         jobs.push(job.job.id);
     }
     let logs = tempfile::tempdir().unwrap();

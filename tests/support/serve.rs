@@ -10,7 +10,9 @@ use std::sync::Arc;
 use pairing_worker::browser::{Browser, BrowserConfig};
 use pairing_worker::kit::sandbox::Sandbox;
 use pairing_worker::provider::Registry;
-use pairing_worker::queue::{Key, KeyRing, Queue, QueueConfig};
+use pairing_worker::queue::{AccountSecrets, Key, KeyRing, NewAccount, Queue, QueueConfig};
+use pairing_worker::secret::Credentials;
+use secrecy::SecretString;
 
 use super::databases::TestDatabase;
 
@@ -111,4 +113,30 @@ pub fn serve(
         .spawn()
         .expect("serve starts");
     Serve { child, log }
+}
+
+/// A Deliveroo sandbox account of `organisation` logging in as `username` (password only).
+pub async fn sandbox_account(
+    queue: &Queue,
+    organisation: &str,
+    username: &str,
+    password: &str,
+) -> String {
+    queue
+        .create_account(NewAccount {
+            organisation: organisation.into(),
+            provider: "deliveroo".into(),
+            secrets: AccountSecrets {
+                credentials: Credentials {
+                    username: username.into(),
+                    password: SecretString::from(password.to_string()),
+                },
+                totp: None,
+                mailbox: None,
+            },
+            stores: Vec::new(),
+        })
+        .await
+        .unwrap()
+        .id
 }

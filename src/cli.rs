@@ -24,10 +24,11 @@ pub const EXIT_NOT_PAIRED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_INFRASTRUCTURE: u8 = 3;
 
-/// Logs go to stderr (JSON with `LOG_FORMAT=json`); stdout is kept for results. Crates that log
-/// page content or request bodies stay silent whatever `RUST_LOG` says
+/// Logs go to stderr, as JSON lines when `json_by_default` (`serve`) or `LOG_FORMAT=json`, as
+/// text with `LOG_FORMAT=text`; stdout is kept for results. Crates that log page content or
+/// request bodies stay silent whatever `RUST_LOG` says
 /// ([`pairing_worker::secret::logs::PAGE_CONTENT_TARGETS`]).
-pub fn init_logging() {
+pub fn init_logging(json_by_default: bool) {
     use pairing_worker::secret::logs;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -35,7 +36,12 @@ pub fn init_logging() {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if std::env::var("LOG_FORMAT").as_deref() == Ok("json") {
+    let json = match std::env::var("LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("text") => false,
+        _ => json_by_default,
+    };
+    if json {
         builder
             .json()
             .finish()
@@ -265,9 +271,8 @@ pub struct PairArgs {
     /// the worker generates the codes itself.
     #[arg(long)]
     totp_stdin: bool,
-    /// Use this WebDriver endpoint (chromedriver or Selenium Grid) instead of starting chromedriver.
-    #[arg(long, env = "PAIRING_WORKER_WEBDRIVER")]
-    webdriver: Option<String>,
+    #[command(flatten)]
+    webdriver: WebDriverArgs,
     /// Provider store ids that must be on the account (comma-separated).
     #[arg(long, value_delimiter = ',')]
     expect_store: Vec<String>,
@@ -336,14 +341,58 @@ fn prompt_for_codes(mut submitter: CodeSubmitter) {
     });
 }
 
-pub fn browser_config(
-    webdriver: Option<String>,
-    isolation: Option<pairing_worker::browser::Isolation>,
-) -> BrowserConfig {
-    BrowserConfig {
-        webdriver,
-        isolation,
-        ..BrowserConfig::default()
+/// Where browser sessions are opened: a local chromedriver, or WebDriver endpoints with a
+/// ceiling each.
+#[derive(Args, Clone, Default)]
+pub struct WebDriverArgs {
+    /// WebDriver endpoints (chromedriver, Selenium Grid), comma-separated, instead of starting
+    /// chromedriver here; `URL#max_sessions=N` gives one its own ceiling.
+    #[arg(
+        long,
+        env = "PAIRING_WORKER_WEBDRIVER",
+        value_delimiter = ',',
+        value_parser = pairing_worker::browser::Endpoint::parse
+    )]
+    pub webdriver: Vec<pairing_worker::browser::Endpoint>,
+    /// Most sessions this worker holds at once on each endpoint without a ceiling of its own
+    /// (default: as many as its slots ask for).
+    #[arg(long, env = "PAIRING_WORKER_SESSIONS_PER_ENDPOINT")]
+    pub sessions_per_endpoint: Option<usize>,
+    /// Seconds a job waits for a session while every endpoint holds its ceiling; then it ends as
+    /// an infrastructure error, retried later (never a merchant's error).
+    #[arg(long, default_value_t = 60)]
+    pub session_wait_secs: u64,
+}
+
+impl WebDriverArgs {
+    pub fn browser_config(
+        &self,
+        isolation: Option<pairing_worker::browser::Isolation>,
+    ) -> BrowserConfig {
+        let ceiling = self.sessions_per_endpoint.filter(|n| *n > 0);
+        BrowserConfig {
+            endpoints: self
+                .webdriver
+                .iter()
+                .map(|endpoint| {
+                    let max = endpoint.max_sessions.or(ceiling);
+                    endpoint.clone().with_max_sessions(max)
+                })
+                .collect(),
+            session_wait: std::time::Duration::from_secs(self.session_wait_secs),
+            isolation,
+            ..BrowserConfig::default()
+        }
+    }
+
+    /// Where sessions go, for messages.
+    pub fn describe(&self) -> String {
+        if self.webdriver.is_empty() {
+            "a local chromedriver".into()
+        } else {
+            let urls: Vec<&str> = self.webdriver.iter().map(|e| e.url.as_str()).collect();
+            urls.join(", ")
+        }
     }
 }
 
@@ -372,7 +421,7 @@ pub async fn pair(registry: Registry, args: PairArgs) -> anyhow::Result<ExitCode
         artifacts_dir: Some(args.artifacts.clone()),
         ..PairingOptions::default()
     };
-    let browser = match Browser::launch(browser_config(args.webdriver.clone(), None)).await {
+    let browser = match Browser::launch(args.webdriver.browser_config(None)).await {
         Ok(browser) => browser,
         Err(error) => {
             eprintln!("error: {error}");

@@ -18,7 +18,7 @@ use pairing_worker::provider::{FileTree, Registry};
 use pairing_worker::queue::{Key, KeyRing, Queue, QueueConfig};
 use pairing_worker::worker::{Worker, WorkerConfig};
 
-use crate::cli::{browser_config, EXIT_NOT_PAIRED};
+use crate::cli::{WebDriverArgs, EXIT_NOT_PAIRED};
 
 #[derive(Subcommand)]
 pub enum FixtureCommand {
@@ -172,9 +172,8 @@ pub async fn sandbox(
 
 #[derive(Args)]
 pub struct DemoArgs {
-    /// Use this WebDriver endpoint instead of starting chromedriver.
-    #[arg(long, env = "PAIRING_WORKER_WEBDRIVER")]
-    webdriver: Option<String>,
+    #[command(flatten)]
+    webdriver: WebDriverArgs,
     /// Only this provider.
     #[arg(long)]
     provider: Option<String>,
@@ -200,7 +199,7 @@ pub async fn demo(
     }
     let sandbox = Arc::new(Sandbox::from_registry(&registry, recorded)?);
     let (addr, _server) = sandbox.clone().serve("127.0.0.1:0").await?;
-    let browser = Browser::launch(browser_config(args.webdriver.clone(), None)).await?;
+    let browser = Browser::launch(args.webdriver.browser_config(None)).await?;
     let cards: Vec<ScenarioCard> = sandbox
         .scenarios()
         .into_iter()

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use pairing_worker::provider::{FileTree, Registry};
 
@@ -16,6 +16,10 @@ mod ops;
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    /// A TOML file of settings (serve's flag names as keys) beneath the environment and the
+    /// flags; `serve --print-config` shows the result.
+    #[arg(long, global = true, env = "PAIRING_WORKER_CONFIG")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     sources: Sources,
     #[command(subcommand)]
@@ -101,8 +105,32 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
-    cli::init_logging();
+    let command = Cli::command();
+    let parsed =
+        match ops::config::matches_with_file(command.clone(), std::env::args_os().collect()) {
+            Ok(parsed) => parsed,
+            Err(error) => match error.downcast::<clap::Error>() {
+                Ok(error) => error.exit(),
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(cli::EXIT_USAGE);
+                }
+            },
+        };
+    let matches = &parsed.matches;
+    let cli = Cli::from_arg_matches(matches).unwrap_or_else(|error| error.exit());
+    if let (Command::Serve(args), Some(sub)) = (&cli.command, matches.subcommand_matches("serve")) {
+        if args.print_config {
+            let serve = command.find_subcommand("serve").expect("serve exists");
+            print!(
+                "{}",
+                ops::config::print_effective(serve, sub, &parsed.from_file)
+            );
+            return ExitCode::SUCCESS;
+        }
+    }
+    // An operator's log pipeline reads JSON; a developer at a terminal reads text.
+    cli::init_logging(matches!(cli.command, Command::Serve(_)));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

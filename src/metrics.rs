@@ -42,6 +42,7 @@ pub struct Metrics {
     rate_limit_wait_seconds: Counter<f64, AtomicU64>,
     open_sessions: Gauge,
     webdriver_replacements: Counter,
+    sessions_reaped: Counter,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
@@ -50,6 +51,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     rate_limit_wait_seconds: Counter::default(),
     open_sessions: Gauge::default(),
     webdriver_replacements: Counter::default(),
+    sessions_reaped: Counter::default(),
 });
 
 impl Metrics {
@@ -72,6 +74,10 @@ impl Metrics {
 
     pub fn webdriver_replaced(&self) {
         self.webdriver_replacements.inc();
+    }
+
+    pub fn sessions_reaped(&self, count: usize) {
+        self.sessions_reaped.inc_by(count as u64);
     }
 }
 
@@ -140,6 +146,11 @@ pub fn render(database: &DatabaseCounts) -> String {
         "Local chromedrivers that died and were replaced",
         m.webdriver_replacements.clone(),
     );
+    registry.register(
+        "pairing_webdriver_sessions_reaped",
+        "Sessions on WebDriver endpoints older than any job, deleted",
+        m.sessions_reaped.clone(),
+    );
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)
         .expect("writing to a String does not fail");
@@ -179,6 +190,8 @@ mod tests {
             "pairing_browser_sessions_open ",
             "# HELP pairing_webdriver_replacements Local chromedrivers that died and were replaced.",
             "pairing_webdriver_replacements_total ",
+            "# HELP pairing_webdriver_sessions_reaped Sessions on WebDriver endpoints older than any job, deleted.",
+            "pairing_webdriver_sessions_reaped_total ",
             "# EOF",
         ] {
             assert!(text.contains(line), "{line:?} not in\n{text}");

@@ -17,6 +17,7 @@ use pairing_worker::secret::Credentials;
 use crate::cli::read_secret_line;
 
 mod alerting;
+pub mod config;
 mod doctor;
 mod serve;
 pub use doctor::{doctor, DoctorArgs};

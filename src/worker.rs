@@ -51,6 +51,9 @@ pub struct WorkerConfig {
     pub portal_hosts: PortalHosts,
     /// Deadlines, budgets and the artifacts folder for every pairing.
     pub pairing: PairingOptions,
+    /// Sessions on the WebDriver endpoints older than this are deleted (a worker that died left
+    /// them); `None`: the longest a pairing can run, plus a minute.
+    pub reap_sessions_after: Option<Duration>,
     /// How often this worker looks for accounts due a scheduled health check (`None`: it
     /// schedules none; every worker may, each due account is taken by one).
     pub health_check_tick: Option<Duration>,
@@ -73,6 +76,7 @@ impl Default for WorkerConfig {
             portal_hosts: PortalHosts::real(),
             pairing: PairingOptions::default(),
             health_check_tick: None,
+            reap_sessions_after: None,
         }
     }
 }
@@ -121,8 +125,19 @@ impl Worker {
             let (queue, stop) = (self.queue.clone(), stop.clone());
             tokio::spawn(schedule_health_checks(queue, tick, stop))
         });
+        let reaper = self.sessions.browser().has_endpoints().then(|| {
+            let max_age = self
+                .config
+                .reap_sessions_after
+                .unwrap_or_else(|| self.config.pairing.longest_run() + Duration::from_secs(60));
+            let (browser, stop) = (self.sessions.browser().clone(), stop.clone());
+            tokio::spawn(reap_stale_sessions(browser, max_age, stop))
+        });
         for slot in slots {
             let _ = slot.await;
+        }
+        if let Some(reaper) = reaper {
+            reaper.abort();
         }
         if let Some(scheduler) = scheduler {
             let _ = scheduler.await;
@@ -505,6 +520,22 @@ async fn bridge_codes(queue: Arc<Queue>, lease: Lease, mut submitter: CodeSubmit
             }
         }
         submitter.wait_until_taken().await;
+    }
+}
+
+/// Deletes sessions older than any job on the WebDriver endpoints, every quarter of that age
+/// (at most every minute), until the worker stops.
+async fn reap_stale_sessions(browser: Browser, max_age: Duration, mut stop: watch::Receiver<bool>) {
+    let every = (max_age / 4).clamp(Duration::from_millis(200), Duration::from_secs(60));
+    loop {
+        let reaped = browser.reap_sessions_older_than(max_age).await;
+        if reaped > 0 {
+            crate::metrics::METRICS.sessions_reaped(reaped);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::response::Html;
 use axum::routing::{get, post};
 use libtest_mimic::{Arguments, Failed, Trial};
-use pairing_worker::browser::{Browser, BrowserConfig, BrowserError};
+use pairing_worker::browser::{Browser, BrowserConfig, BrowserError, Endpoint};
 use pairing_worker::codes::NoCodes;
 use pairing_worker::engine::pairing::{pair_in_new_session, PairingError, PairingOptions};
 use pairing_worker::kit::sandbox::{portal_hosts, run_card, Sandbox};
@@ -161,7 +161,7 @@ fn main() {
     trials.push(Trial::test("failure::unreachable_webdriver", || {
         let error = RUNTIME
             .block_on(Browser::launch(BrowserConfig {
-                webdriver: Some("http://127.0.0.1:9".into()),
+                endpoints: vec![Endpoint::new("http://127.0.0.1:9")],
                 ..BrowserConfig::default()
             }))
             .err()
@@ -189,7 +189,7 @@ fn main() {
                 tokio::spawn(async move { axum::serve(listener, app).await });
                 // Its own chromedriver: the hung renderer dies with that driver's process group.
                 let browser = Browser::launch(BrowserConfig {
-                    webdriver: None,
+                    endpoints: Vec::new(),
                     command_timeout: Duration::from_secs(3),
                     ..BrowserConfig::default()
                 })

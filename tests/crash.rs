@@ -113,6 +113,24 @@ async fn kill_9_mid_login_loses_no_job_and_sigterm_exits_cleanly() {
     for log in [&first.log, &second.log] {
         let text = std::fs::read_to_string(log).unwrap();
         assert!(text.contains("job claimed"), "{}: {text}", log.display());
+        // JSON lines by default; every line logged inside a job names the job, account, provider.
+        let in_jobs: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|line| line["span"]["name"] == "job")
+            .collect();
+        assert!(
+            in_jobs
+                .iter()
+                .any(|line| line["fields"]["message"] == "job claimed"),
+            "no JSON `job claimed` line in {}",
+            log.display()
+        );
+        for line in &in_jobs {
+            for field in ["job", "account", "provider"] {
+                assert!(line["span"][field].is_string(), "no {field}: {line}");
+            }
+        }
         assert!(!text.contains(PASSWORD), "password in {}", log.display());
         assert!(!text.contains(&key[4..]), "key in {}", log.display());
     }

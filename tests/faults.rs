@@ -131,6 +131,7 @@ async fn a_browser_failing_after_the_submit_spends_the_budget_and_no_more() {
         webdriver: Some(proxy),
         queue: Some(quick_retries()),
         sandbox: Some(sandbox.clone()),
+        ..Default::default()
     })
     .await;
     let account = wrong_password_account(&rig.queue, username).await;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 
-use pairing_worker::browser::{Browser, BrowserConfig};
+use pairing_worker::browser::{Browser, BrowserConfig, Endpoint};
 use pairing_worker::outcome::Outcome;
 use pairing_worker::queue::{AccountSecrets, JobKind, JobState, NewAccount, QueueConfig};
 use pairing_worker::secret::Credentials;
@@ -291,7 +291,7 @@ async fn ready_means_a_job_would_get_a_browser() {
     for behaviour in ["hangs", "fails", "drops", "not ready"] {
         let url = bad_endpoint(behaviour).await;
         let browser = Browser::launch(BrowserConfig {
-            webdriver: Some(url),
+            endpoints: vec![Endpoint::new(url)],
             ..BrowserConfig::default()
         })
         .await

@@ -5,6 +5,7 @@
 mod cdp;
 mod chromedriver;
 mod contexts;
+mod grid;
 mod pool;
 mod session;
 
@@ -16,6 +17,8 @@ use fantoccini::{Client, ClientBuilder};
 use serde_json::{json, Value};
 
 pub use chromedriver::{chromedriver_binary, chromium_binary, Chromedriver, LocalDriver};
+pub use grid::Endpoint;
+use grid::{Grid, GridSlot};
 pub use pool::SessionPool;
 use session::Owner;
 pub use session::{PageSnapshot, Session};
@@ -36,6 +39,12 @@ pub enum BrowserError {
         command: &'static str,
         timeout: Duration,
     },
+    /// Every endpoint held its configured maximum of sessions for as long as a job may wait.
+    #[error("no browser session free: every WebDriver endpoint held its maximum for {waited:?} (sessions in use per endpoint: {in_use:?}); raise max_sessions or add endpoints")]
+    NoFreeSession {
+        waited: Duration,
+        in_use: Vec<usize>,
+    },
     #[error("WebDriver command `{command}` failed: {reason}")]
     Command {
         command: &'static str,
@@ -49,8 +58,12 @@ pub enum BrowserError {
 
 #[derive(Debug, Clone)]
 pub struct BrowserConfig {
-    /// An existing WebDriver endpoint (chromedriver, Selenium Grid); `None` starts chromedriver.
-    pub webdriver: Option<String>,
+    /// Existing WebDriver endpoints (chromedriver, Selenium Grid) with the most sessions this
+    /// worker may hold on each; none starts a local chromedriver.
+    pub endpoints: Vec<Endpoint>,
+    /// How long a job waits for a session when every endpoint holds its maximum, before it ends
+    /// as an infrastructure error (retried later; never a merchant's error).
+    pub session_wait: Duration,
     /// The longest one WebDriver command may take (fantoccini has no timeout of its own).
     pub command_timeout: Duration,
     /// Chromium binary for a local chromedriver.
@@ -63,7 +76,8 @@ pub struct BrowserConfig {
 impl Default for BrowserConfig {
     fn default() -> Self {
         BrowserConfig {
-            webdriver: None,
+            endpoints: Vec::new(),
+            session_wait: Duration::from_secs(60),
             command_timeout: Duration::from_secs(30),
             chromium: None,
             isolation: None,
@@ -121,8 +135,8 @@ pub const CHROMIUM_FLAGS: &[&str] = &[
 /// A WebDriver endpoint sessions are opened on. Cheap to clone.
 #[derive(Clone)]
 pub struct Browser {
-    /// A remote endpoint's URL (a local driver's changes when it is replaced: see `endpoint()`).
-    endpoint: String,
+    /// The remote endpoints and what this worker holds on each; `None` with a local driver.
+    grid: Option<Arc<Grid>>,
     local: Option<Arc<LocalDriver>>,
     config: BrowserConfig,
     /// The shared Chromium of [`Isolation::Context`], started on first use, restarted if it dies.
@@ -135,19 +149,18 @@ fn install_crypto_provider() {
 }
 
 impl Browser {
-    /// Connects to `config.webdriver`, or starts a local chromedriver.
+    /// Connects to `config.endpoints`, or starts a local chromedriver.
     pub async fn launch(config: BrowserConfig) -> Result<Browser, BrowserError> {
         install_crypto_provider();
-        let (endpoint, local) = match &config.webdriver {
-            Some(url) => (url.trim_end_matches('/').to_string(), None),
-            None => {
-                let driver = Arc::new(LocalDriver::start().await?);
-                driver.watch();
-                (driver.current().url().to_string(), Some(driver))
-            }
+        let (grid, local) = if config.endpoints.is_empty() {
+            let driver = Arc::new(LocalDriver::start().await?);
+            driver.watch();
+            (None, Some(driver))
+        } else {
+            (Some(Grid::new(&config.endpoints, usize::MAX)), None)
         };
         let browser = Browser {
-            endpoint,
+            grid,
             local,
             config,
             host: Arc::default(),
@@ -156,10 +169,42 @@ impl Browser {
         Ok(browser)
     }
 
+    /// The endpoint sessions are opened on: the local driver's (it changes when the driver is
+    /// replaced), else the first configured one.
     pub fn endpoint(&self) -> String {
-        match &self.local {
-            Some(driver) => driver.current().url().to_string(),
-            None => self.endpoint.clone(),
+        match (&self.local, &self.grid) {
+            (Some(driver), _) => driver.current().url().to_string(),
+            (None, Some(grid)) => grid.urls().next().unwrap_or_default().to_string(),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// Every endpoint sessions may be opened on.
+    pub fn endpoints(&self) -> Vec<String> {
+        match &self.grid {
+            Some(grid) => grid.urls().map(str::to_string).collect(),
+            None => vec![self.endpoint()],
+        }
+    }
+
+    /// Whether sessions go to configured endpoints (not a chromedriver of this process).
+    pub fn has_endpoints(&self) -> bool {
+        self.grid.is_some()
+    }
+
+    /// Sessions this worker holds on each configured endpoint (empty with a local driver).
+    pub fn sessions_in_use(&self) -> Vec<usize> {
+        self.grid
+            .as_ref()
+            .map_or_else(Vec::new, |grid| grid.in_use())
+    }
+
+    /// Deletes sessions older than `max_age` on the configured endpoints (see [`Grid::reap`]);
+    /// a local driver's sessions end with it, so there is nothing to do. Returns how many.
+    pub async fn reap_sessions_older_than(&self, max_age: Duration) -> usize {
+        match &self.grid {
+            Some(grid) => grid.reap(max_age).await,
+            None => 0,
         }
     }
 
@@ -195,9 +240,10 @@ impl Browser {
     /// How many isolated sessions exist right now: browser contexts in the shared browser, or
     /// WebDriver sessions (one browser each). For checks that nothing was left behind.
     pub async fn isolated_sessions_open(&self) -> Result<usize, BrowserError> {
-        match self.isolation() {
-            Isolation::Context => contexts::open_contexts(self).await,
-            Isolation::Browser => {
+        match (self.isolation(), &self.grid) {
+            (Isolation::Context, _) => contexts::open_contexts(self).await,
+            (Isolation::Browser, Some(grid)) => grid.sessions_open().await,
+            (Isolation::Browser, None) => {
                 let failed = |e: reqwest::Error| BrowserError::Unreachable {
                     url: self.endpoint(),
                     reason: e.to_string(),
@@ -214,41 +260,45 @@ impl Browser {
         }
     }
 
-    /// Whether a job claimed now would get a browser: the endpoint answers `GET /status` with
+    /// Whether a job claimed now would get a browser: an endpoint answers `GET /status` with
     /// `ready: true` within 3 s (a hung, failing or connection-dropping endpoint is not ready).
     /// A local chromedriver that died is replaced first.
     pub async fn ready(&self) -> Result<(), BrowserError> {
         if let Some(driver) = &self.local {
             driver.heal(driver.generation()).await?;
         }
-        chromedriver::status(&self.endpoint())
-            .await
-            .map_err(|reason| BrowserError::Unreachable {
-                url: self.endpoint(),
-                reason,
-            })
+        let mut first_problem = None;
+        for endpoint in self.endpoints() {
+            match chromedriver::status(&endpoint).await {
+                Ok(()) => return Ok(()),
+                Err(reason) => {
+                    first_problem.get_or_insert(BrowserError::Unreachable {
+                        url: endpoint,
+                        reason,
+                    });
+                }
+            }
+        }
+        Err(first_problem.unwrap_or(BrowserError::Unreachable {
+            url: String::new(),
+            reason: "no WebDriver endpoint configured".into(),
+        }))
     }
 
+    /// At least one endpoint accepts connections (the others may come up later: a job then
+    /// uses the ones that answer).
     async fn check_reachable(&self) -> Result<(), BrowserError> {
-        let endpoint = self.endpoint();
-        let url = url::Url::parse(&endpoint).map_err(|e| BrowserError::Unreachable {
-            url: endpoint.clone(),
-            reason: e.to_string(),
-        })?;
-        let host = url.host_str().unwrap_or("127.0.0.1").to_string();
-        let port = url.port_or_known_default().unwrap_or(4444);
-        let connect = tokio::net::TcpStream::connect((host.as_str(), port));
-        match tokio::time::timeout(Duration::from_secs(5), connect).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(BrowserError::Unreachable {
-                url: endpoint,
-                reason: e.to_string(),
-            }),
-            Err(_) => Err(BrowserError::Unreachable {
-                url: endpoint,
-                reason: "connection timed out".into(),
-            }),
+        let mut first_problem = None;
+        for endpoint in self.endpoints() {
+            match tcp_reachable(&endpoint).await {
+                Ok(()) => return Ok(()),
+                Err(problem) => {
+                    tracing::warn!(%problem, "a WebDriver endpoint is not reachable");
+                    first_problem.get_or_insert(problem);
+                }
+            }
         }
+        Err(first_problem.expect("at least one endpoint"))
     }
 
     /// How this browser isolates sessions (see [`BrowserConfig::isolation`]).
@@ -277,23 +327,76 @@ impl Browser {
         })
     }
 
+    /// A new session only if an endpoint has room now (sessions started ahead of need never
+    /// queue for a place a job could take); `Ok(None)` otherwise.
+    pub(crate) async fn session_if_free(&self) -> Result<Option<Session>, BrowserError> {
+        match &self.grid {
+            Some(grid) if self.isolation() == Isolation::Browser => match grid.try_take() {
+                Some(slot) => self.open_on(slot).await.map(Some),
+                None => Ok(None),
+            },
+            _ => self.session().await.map(Some),
+        }
+    }
+
     async fn open_session(&self) -> Result<Session, BrowserError> {
-        match self.isolation() {
-            Isolation::Context => contexts::session(self).await,
-            Isolation::Browser => {
-                let (client, profile) = self.launch_chromium().await?;
-                Ok(Session {
-                    client: Some(client),
-                    timeout: self.config.command_timeout,
-                    owner: Owner::Browser { _profile: profile },
-                    generation: 0,
-                })
+        match (self.isolation(), &self.grid) {
+            (Isolation::Context, _) => contexts::session(self).await,
+            (Isolation::Browser, Some(grid)) => {
+                // A refusing endpoint is set aside and the next one tried, each at most once.
+                let mut last_error = None;
+                for _ in 0..grid.urls().count() {
+                    let slot = grid.take(self.config.session_wait).await?;
+                    match self.open_on(slot).await {
+                        Err(BrowserError::Unreachable { url, reason }) => {
+                            last_error = Some(BrowserError::Unreachable { url, reason });
+                        }
+                        opened => return opened,
+                    }
+                }
+                Err(last_error.expect("one endpoint at least"))
+            }
+            (Isolation::Browser, None) => self.open_browser(None).await,
+        }
+    }
+
+    /// A session on the endpoint `slot` holds a place on; an unreachable one is set aside.
+    async fn open_on(&self, slot: GridSlot) -> Result<Session, BrowserError> {
+        let opened = self.open_browser(Some(&slot)).await;
+        match opened {
+            Ok(mut session) => {
+                if let Owner::Browser { slot: held, .. } = &mut session.owner {
+                    *held = Some(slot);
+                }
+                Ok(session)
+            }
+            Err(error) => {
+                if matches!(error, BrowserError::Unreachable { .. }) {
+                    slot.set_aside();
+                }
+                Err(error)
             }
         }
     }
 
+    async fn open_browser(&self, on: Option<&GridSlot>) -> Result<Session, BrowserError> {
+        let (client, profile) = self.launch_chromium(on.map(GridSlot::url)).await?;
+        Ok(Session {
+            client: Some(client),
+            timeout: self.config.command_timeout,
+            owner: Owner::Browser {
+                _profile: profile,
+                slot: None,
+            },
+            generation: 0,
+        })
+    }
+
     /// Starts a Chromium with a fresh, throwaway profile under a new WebDriver session.
-    async fn launch_chromium(&self) -> Result<(Client, Option<tempfile::TempDir>), BrowserError> {
+    async fn launch_chromium(
+        &self,
+        on: Option<&str>,
+    ) -> Result<(Client, Option<tempfile::TempDir>), BrowserError> {
         let profile = match &self.local {
             // Under the driver's folder: its reaper and the start-up sweep remove it with the
             // driver if this process dies before it can.
@@ -323,16 +426,27 @@ impl Browser {
         caps.insert("goog:chromeOptions".into(), options);
         caps.insert("pageLoadStrategy".into(), json!("normal"));
         caps.insert("unhandledPromptBehavior".into(), json!("dismiss"));
-        let client = self.connect(caps).await?;
+        let client = match on {
+            Some(url) => self.connect_to(url, caps).await?,
+            None => self.connect(caps).await?,
+        };
         Ok((client, profile))
     }
 
-    /// A WebDriver session on the endpoint with the given capabilities.
+    /// A WebDriver session on [`Browser::endpoint`] with the given capabilities.
     async fn connect(&self, caps: serde_json::Map<String, Value>) -> Result<Client, BrowserError> {
+        self.connect_to(&self.endpoint(), caps).await
+    }
+
+    async fn connect_to(
+        &self,
+        endpoint: &str,
+        caps: serde_json::Map<String, Value>,
+    ) -> Result<Client, BrowserError> {
         let mut builder =
             ClientBuilder::rustls().map_err(|e| BrowserError::DriverStart(e.to_string()))?;
         builder.capabilities(caps);
-        let endpoint = self.endpoint();
+        let endpoint = endpoint.to_string();
         let connect = builder.connect(&endpoint);
         match tokio::time::timeout(self.config.command_timeout, connect).await {
             Ok(Ok(client)) => Ok(client),
@@ -345,5 +459,21 @@ impl Browser {
                 timeout: self.config.command_timeout,
             }),
         }
+    }
+}
+
+async fn tcp_reachable(endpoint: &str) -> Result<(), BrowserError> {
+    let unreachable = |reason: String| BrowserError::Unreachable {
+        url: endpoint.to_string(),
+        reason,
+    };
+    let url = url::Url::parse(endpoint).map_err(|e| unreachable(e.to_string()))?;
+    let host = url.host_str().unwrap_or("127.0.0.1").to_string();
+    let port = url.port_or_known_default().unwrap_or(4444);
+    let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+    match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Err(_) => Err(unreachable("connection timed out".into())),
     }
 }

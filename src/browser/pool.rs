@@ -61,6 +61,10 @@ impl SessionPool {
         }
     }
 
+    pub fn browser(&self) -> &Browser {
+        &self.browser
+    }
+
     /// How many started sessions are waiting.
     pub fn ready(&self) -> usize {
         self.ready.lock().expect("pool lock").len()
@@ -78,13 +82,15 @@ impl SessionPool {
         let pool = self.clone();
         runtime.spawn(async move {
             while !pool.closed.load(Ordering::SeqCst) && pool.ready() < pool.size {
-                match pool.browser.session().await {
-                    Ok(session) if !pool.closed.load(Ordering::SeqCst) => {
+                match pool.browser.session_if_free().await {
+                    Ok(Some(session)) if !pool.closed.load(Ordering::SeqCst) => {
                         pool.ready.lock().expect("pool lock").push_back(session)
                     }
-                    Ok(session) => {
+                    Ok(Some(session)) => {
                         let _ = session.close().await;
                     }
+                    // Every endpoint is at its maximum: the places are the jobs'.
+                    Ok(None) => break,
                     Err(error) => {
                         // Jobs open their own sessions meanwhile; the next take retries.
                         tracing::warn!(%error, "pre-starting a browser session failed");

@@ -37,8 +37,12 @@ impl Session {
 
 /// What a session's WebDriver client is attached to, and so what closing it means.
 pub(super) enum Owner {
-    /// Its own Chromium: deleting the WebDriver session ends the browser, then the profile goes.
-    Browser { _profile: Option<tempfile::TempDir> },
+    /// Its own Chromium: deleting the WebDriver session ends the browser, then the profile goes
+    /// and the place on the endpoint is given back.
+    Browser {
+        _profile: Option<tempfile::TempDir>,
+        slot: Option<super::GridSlot>,
+    },
     /// A browser context in the shared Chromium: disposing of the context closes its window and
     /// destroys its cookies, storage and cache; the attached WebDriver session is reused.
     Context {
@@ -393,7 +397,13 @@ impl Session {
     pub async fn close(mut self) -> Result<(), BrowserError> {
         match self.client.take() {
             Some(client) => {
-                let owner = std::mem::replace(&mut self.owner, Owner::Browser { _profile: None });
+                let owner = std::mem::replace(
+                    &mut self.owner,
+                    Owner::Browser {
+                        _profile: None,
+                        slot: None,
+                    },
+                );
                 release(client, owner, self.timeout).await
             }
             None => Ok(()),
@@ -405,9 +415,10 @@ impl Session {
 async fn release(client: Client, owner: Owner, timeout: Duration) -> Result<(), BrowserError> {
     match owner {
         Owner::Context { host, context } => host.release(client, &context).await,
-        Owner::Browser { _profile } => {
+        Owner::Browser { _profile, slot } => {
             let closed = tokio::time::timeout(timeout, client.close()).await;
             drop(_profile); // removed only once the browser is gone
+            drop(slot); // a close that timed out leaves the session to the reaper
             match closed {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(BrowserError::Command {
@@ -428,7 +439,13 @@ impl Drop for Session {
         // Error paths and panics: still end the session, in the background.
         if let Some(client) = self.client.take() {
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                let owner = std::mem::replace(&mut self.owner, Owner::Browser { _profile: None });
+                let owner = std::mem::replace(
+                    &mut self.owner,
+                    Owner::Browser {
+                        _profile: None,
+                        slot: None,
+                    },
+                );
                 let timeout = self.timeout;
                 handle.spawn(async move {
                     let _ = release(client, owner, timeout).await;

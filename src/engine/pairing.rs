@@ -58,6 +58,14 @@ impl Default for PairingOptions {
     }
 }
 
+impl PairingOptions {
+    /// The longest one pairing can keep its browser session: the portal's deadline plus every
+    /// code's wait. A session older than that belongs to no running job.
+    pub fn longest_run(&self) -> Duration {
+        self.deadline + self.code_wait * self.code_attempts as u32
+    }
+}
+
 /// One thing the engine did, for operators (never a value it typed).
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {

@@ -15,15 +15,16 @@ use pairing_worker::queue::{DatabaseState, PrinterOf, Queue, QueueConfig};
 use super::alerting::AlertArgs;
 use super::serve::NetworkArgs;
 use super::DatabaseArgs;
+use crate::cli::WebDriverArgs;
 
 #[derive(Args)]
 pub struct DoctorArgs {
     #[command(flatten)]
     database: DatabaseArgs,
-    /// The WebDriver endpoint `serve` will use (default: a local chromedriver, started and
-    /// stopped for the check).
-    #[arg(long, env = "PAIRING_WORKER_WEBDRIVER")]
-    webdriver: Option<String>,
+    /// The WebDriver endpoints `serve` will use (default: a local chromedriver, started and
+    /// stopped for the check): each must start a session.
+    #[command(flatten)]
+    webdriver: WebDriverArgs,
     #[command(flatten)]
     network: NetworkArgs,
     #[command(flatten)]
@@ -70,7 +71,7 @@ impl Finding {
 
 pub async fn doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     let mut findings = Vec::new();
-    if args.webdriver.is_none() {
+    if args.webdriver.webdriver.is_empty() {
         findings.extend(browser_binaries());
     }
     if findings.iter().any(|f| f.verdict == Verdict::Fail) {
@@ -79,7 +80,7 @@ pub async fn doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
             "not tried: fix the browser first",
         ));
     } else {
-        findings.push(webdriver_session(args.webdriver.clone()).await);
+        findings.extend(webdriver_sessions(&args.webdriver).await);
     }
     let queue = database(&args.database, &mut findings).await;
     transports(&args, queue.as_ref(), &mut findings).await;
@@ -158,15 +159,29 @@ fn browser_binaries() -> Vec<Finding> {
     findings
 }
 
+/// Every endpoint (or the local chromedriver) checked on its own.
+async fn webdriver_sessions(args: &WebDriverArgs) -> Vec<Finding> {
+    if args.webdriver.is_empty() {
+        return vec![webdriver_session(args).await];
+    }
+    let mut findings = Vec::new();
+    for endpoint in &args.webdriver {
+        let one = WebDriverArgs {
+            webdriver: vec![endpoint.clone()],
+            ..args.clone()
+        };
+        findings.push(webdriver_session(&one).await);
+    }
+    findings
+}
+
 /// Starts one session, loads a blank page, ends it: what every job does first.
-async fn webdriver_session(webdriver: Option<String>) -> Finding {
+async fn webdriver_session(args: &WebDriverArgs) -> Finding {
     let started = Instant::now();
-    let where_ = webdriver
-        .clone()
-        .unwrap_or_else(|| "a local chromedriver".to_string());
+    let where_ = args.describe();
     let config = BrowserConfig {
-        webdriver,
-        ..BrowserConfig::default()
+        session_wait: Duration::ZERO,
+        ..args.browser_config(None)
     };
     let attempt = async {
         let browser = Browser::launch(config).await?;

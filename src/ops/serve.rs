@@ -17,7 +17,7 @@ use pairing_worker::worker::{Worker, WorkerConfig};
 
 use super::alerting::AlertArgs;
 use super::DatabaseArgs;
-use crate::cli::{browser_config, PortalArgs};
+use crate::cli::{PortalArgs, WebDriverArgs};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -30,9 +30,8 @@ pub struct ServeArgs {
     /// wait for a turn, and a job waiting for a code gives its turn up.
     #[arg(long)]
     active: Option<usize>,
-    /// WebDriver endpoint (chromedriver or Selenium Grid); default: start a local chromedriver.
-    #[arg(long, env = "PAIRING_WORKER_WEBDRIVER")]
-    webdriver: Option<String>,
+    #[command(flatten)]
+    webdriver: WebDriverArgs,
     /// How accounts' sessions are kept apart: `context` (a fresh browser context per job in one
     /// shared Chromium; the default with a local chromedriver) or `browser` (a new Chromium per
     /// job; the default with --webdriver, whose browsers this process cannot reach).
@@ -78,6 +77,10 @@ pub struct ServeArgs {
     network: NetworkArgs,
     #[command(flatten)]
     alerts: AlertArgs,
+    /// Print the effective settings (flags, environment, --config file, defaults) as TOML with
+    /// secrets masked, and exit.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 /// Where API callers may make the worker connect (webhook endpoints, code mailboxes): public
@@ -156,7 +159,7 @@ pub async fn serve(
     let alerts = args.alerts.config(reach.clone())?;
     // Opened once the arguments are known good: a refused start creates no database or key.
     let queue = Arc::new(args.database.open().await?);
-    let browser = Browser::launch(browser_config(args.webdriver.clone(), args.isolation))
+    let browser = Browser::launch(args.webdriver.browser_config(args.isolation))
         .await
         .context("starting the browser")?;
     let config = WorkerConfig {
@@ -224,7 +227,7 @@ pub async fn serve(
     eprintln!(
         "worker ready: {} slots on {}; HTTP API on http://{api_addr}/",
         args.slots,
-        browser.endpoint()
+        browser.endpoints().join(", ")
     );
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pairing_worker::browser::{Browser, BrowserConfig};
+use pairing_worker::browser::{Browser, BrowserConfig, Endpoint};
 use pairing_worker::kit::sandbox::{portal_hosts, Sandbox};
 use pairing_worker::provider::Registry;
 use pairing_worker::queue::{Key, KeyRing, Queue, QueueConfig};
@@ -34,6 +34,12 @@ pub struct RigOptions {
     pub queue: Option<QueueConfig>,
     /// A sandbox the test already holds (a fault rule may read its counters).
     pub sandbox: Option<Arc<Sandbox>>,
+    /// The whole browser configuration (WebDriver endpoints with ceilings); overrides `webdriver`.
+    pub browser: Option<BrowserConfig>,
+    /// Worker slots (default: the worker's).
+    pub slots: Option<usize>,
+    /// Sessions started ahead of need (default: the worker's).
+    pub prestarted_sessions: Option<usize>,
 }
 
 impl Rig {
@@ -56,13 +62,17 @@ impl Rig {
             .await
             .unwrap();
         let queue = Arc::new(queue);
-        let browser = Browser::launch(BrowserConfig {
-            webdriver: options.webdriver,
+        let browser = Browser::launch(options.browser.unwrap_or_else(|| BrowserConfig {
+            endpoints: options.webdriver.into_iter().map(Endpoint::new).collect(),
             ..BrowserConfig::default()
-        })
+        }))
         .await
         .unwrap();
         let config = WorkerConfig {
+            slots: options.slots.unwrap_or(WorkerConfig::default().slots),
+            prestarted_sessions: options
+                .prestarted_sessions
+                .unwrap_or(WorkerConfig::default().prestarted_sessions),
             poll_interval: Duration::from_millis(50),
             portal_hosts: portal_hosts(&registry, &format!("http://{portal}")).unwrap(),
             ..WorkerConfig::default()

@@ -107,6 +107,7 @@ pub fn serve(
         .args(extra)
         .env("PAIRING_WORKER_KEY", key)
         .env("RUST_LOG", "pairing_worker=trace")
+        .env_remove("LOG_FORMAT") // serve's default: JSON lines
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())

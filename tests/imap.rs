@@ -29,6 +29,8 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
 });
 
 const WATCHED: &str = "watch@sandbox.test";
+/// The IDLE trial's own mailbox: trials run at once, and each counts the mail it sees.
+const IDLING: &str = "idle@sandbox.test";
 
 fn rule() -> EmailCodeRule {
     EmailCodeRule {
@@ -124,6 +126,7 @@ fn main() {
         .collect();
     let mut users: Vec<&str> = email_cards.iter().map(|c| c.username.as_str()).collect();
     users.push(WATCHED);
+    users.push(IDLING);
     let server = Arc::new(dovecot::Dovecot::start(&users).expect("dovecot starts"));
 
     let mut trials = Vec::new();
@@ -171,6 +174,41 @@ fn main() {
                 if unseen.len() != 4 {
                     return Err(format!("expected 4 unseen messages, {} are", unseen.len()).into());
                 }
+                Ok(())
+            })
+        },
+    ));
+    let s = server.clone();
+    trials.push(Trial::test(
+        "imap::new_mail_is_pushed_by_idle_not_polled_for",
+        move || {
+            RUNTIME.block_on(async {
+                let config = s.mailbox(IDLING);
+                let mut watch = MailboxWatch::start(&config).await.map_err(fail)?;
+                if !watch.uses_idle() {
+                    return Err("Dovecot announces IDLE; the watch did not use it".into());
+                }
+                let sending = {
+                    let config = config.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        pairing_worker::kit::mailbox::deliver(&config, &mail(Some("7315"))).await
+                    })
+                };
+                let code = watch
+                    .wait_for_code(&rule(), Duration::from_secs(20))
+                    .await
+                    .map_err(fail)?
+                    .ok_or("no code")?;
+                sending.await.map_err(fail)?.map_err(fail)?;
+                if code.expose_secret() != "7315" {
+                    return Err("read the wrong code".into());
+                }
+                // The wait ended on the server's word (EXISTS), not on the 5 s look-again.
+                if watch.idle_wakeups() == 0 {
+                    return Err("the code was found without IDLE announcing it".into());
+                }
+                watch.close().await;
                 Ok(())
             })
         },

@@ -81,13 +81,27 @@ pub enum MailboxError {
 const UNREACHABLE: &str = "could not connect to the mailbox server (check its host and port: IMAP over TLS, 993 by default)";
 
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-/// How often the mailbox is asked for new mail while a code is awaited.
+/// How often a mailbox without IDLE is asked for new mail while a code is awaited.
 const POLL: Duration = Duration::from_millis(300);
+
+/// The longest one IDLE lasts before the folder is searched again anyway: a server may report a
+/// change that happened just before IDLE began ahead of its continuation (where the client
+/// library files it away), and that mail is then found on the next search.
+const IDLE_LOOK_AGAIN: Duration = Duration::from_secs(5);
+
+fn broken_idle() -> MailboxError {
+    MailboxError::Protocol("the mailbox connection broke during IDLE".into())
+}
 
 type ImapSession = async_imap::Session<TlsStream<TcpStream>>;
 
 pub struct MailboxWatch {
-    session: ImapSession,
+    /// `None` only while the session is IDLE (the handle owns it) or after an IDLE broke it.
+    session: Option<ImapSession>,
+    /// The server announces IDLE (RFC 2177): new mail is pushed, not polled for.
+    idle: bool,
+    /// How many waits IDLE ended because the server said something changed.
+    idle_wakeups: u32,
     folder: String,
     next_uid: u32,
     /// Codes already handed out: a code is typed once at most.
@@ -272,8 +286,14 @@ impl MailboxWatch {
         let mut session = connect_with(config, Duration::from_secs(10), reach).await?;
         let mailbox = session.select(&config.folder).await.map_err(protocol)?;
         let next_uid = mailbox.uid_next.unwrap_or(1);
+        let idle = session
+            .capabilities()
+            .await
+            .is_ok_and(|capabilities| capabilities.has_str("IDLE"));
         Ok(MailboxWatch {
-            session,
+            session: Some(session),
+            idle,
+            idle_wakeups: 0,
             folder: config.folder.clone(),
             next_uid,
             used: Vec::new(),
@@ -288,9 +308,9 @@ impl MailboxWatch {
     ) -> Result<Option<SecretString>, MailboxError> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
+            let session = self.session.as_mut().ok_or_else(broken_idle)?;
             // `UID n:*` always returns the newest message even when n is past it: filter.
-            let uids = self
-                .session
+            let uids = session
                 .uid_search(format!("UID {}:*", self.next_uid))
                 .await
                 .map_err(protocol)?;
@@ -300,8 +320,7 @@ impl MailboxWatch {
                 .collect();
             fresh.sort_unstable();
             for uid in fresh {
-                let messages: Vec<_> = self
-                    .session
+                let messages: Vec<_> = session
                     .uid_fetch(uid.to_string(), "BODY.PEEK[]")
                     .await
                     .map_err(protocol)?
@@ -319,20 +338,55 @@ impl MailboxWatch {
                     }
                 }
             }
-            if tokio::time::Instant::now() >= deadline {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
                 return Ok(None);
             }
-            tokio::time::sleep(
-                POLL.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
-            )
-            .await;
-            // SELECT again so the server reports mail that arrived meanwhile.
-            self.session.select(&self.folder).await.map_err(protocol)?;
+            if self.idle {
+                self.idle_until_news(left.min(IDLE_LOOK_AGAIN)).await?;
+            } else {
+                tokio::time::sleep(POLL.min(left)).await;
+                // SELECT again so the server reports mail that arrived meanwhile.
+                let session = self.session.as_mut().ok_or_else(broken_idle)?;
+                session.select(&self.folder).await.map_err(protocol)?;
+            }
         }
     }
 
+    /// Whether the server pushes new mail (IDLE) rather than being polled.
+    pub fn uses_idle(&self) -> bool {
+        self.idle
+    }
+
+    /// How many waits so far ended because the server announced a change.
+    pub fn idle_wakeups(&self) -> u32 {
+        self.idle_wakeups
+    }
+
+    /// IDLE until the server reports a change (new mail: `EXISTS`) or `at_most` passes, then
+    /// DONE: the selected folder's state is current for the next search.
+    async fn idle_until_news(&mut self, at_most: Duration) -> Result<(), MailboxError> {
+        let session = self.session.take().ok_or_else(broken_idle)?;
+        let mut handle = session.idle();
+        handle.init().await.map_err(protocol)?;
+        let response = {
+            let (news, _interrupt) = handle.wait_with_timeout(at_most);
+            news.await.map_err(protocol)?
+        };
+        if matches!(
+            response,
+            async_imap::extensions::idle::IdleResponse::NewData(_)
+        ) {
+            self.idle_wakeups += 1;
+        }
+        self.session = Some(handle.done().await.map_err(protocol)?);
+        Ok(())
+    }
+
     pub async fn close(mut self) {
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.session.logout()).await;
+        if let Some(mut session) = self.session.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), session.logout()).await;
+        }
     }
 }
 

@@ -175,6 +175,29 @@ fn main() {
     }));
 
     trials.push(Trial::test(
+        "failure::contexts_over_several_endpoints_are_refused",
+        || {
+            let error = RUNTIME
+                .block_on(Browser::launch(BrowserConfig {
+                    endpoints: vec![
+                        Endpoint::new("http://a:4444"),
+                        Endpoint::new("http://b:4444"),
+                    ],
+                    isolation: Some(pairing_worker::browser::Isolation::Context),
+                    ..BrowserConfig::default()
+                }))
+                .err()
+                .ok_or("one shared browser over two endpoints was accepted")?;
+            check(matches!(error, BrowserError::Misconfigured(_)), || {
+                format!("wrong error: {error}")
+            })?;
+            check(error.to_string().contains("--isolation browser"), || {
+                format!("the error does not say what to do: {error}")
+            })
+        },
+    ));
+
+    trials.push(Trial::test(
         "failure::hung_page_is_infrastructure_not_an_outcome",
         || {
             let env = env()?;

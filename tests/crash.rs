@@ -27,7 +27,7 @@ async fn kill_9_mid_login_loses_no_job_and_sigterm_exits_cleanly() {
     ];
     let mut jobs = Vec::new();
     for username in usernames {
-        let account = serve::sandbox_account(queue, ORG, username, PASSWORD).await;
+        let account = serve::password_account(queue, ORG, "deliveroo", username, PASSWORD).await;
         let job = queue
             .submit(ORG, &account, JobKind::Pair, false)
             .await

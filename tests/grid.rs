@@ -314,8 +314,14 @@ fn jobs_through_the_pool_pair_and_never_exceed_a_ceiling() -> Result<(), Failed>
         };
         let mut jobs = Vec::new();
         for _ in 0..8 {
-            let account =
-                serve::sandbox_account(&rig.queue, ORG, "owner@sandbox.test", PASSWORD).await;
+            let account = serve::password_account(
+                &rig.queue,
+                ORG,
+                "deliveroo",
+                "owner@sandbox.test",
+                PASSWORD,
+            )
+            .await;
             let job = rig
                 .queue
                 .submit(ORG, &account, JobKind::Pair, false)
@@ -368,7 +374,9 @@ fn a_job_on_a_full_pool_waits_then_ends_as_an_infrastructure_error() -> Result<(
         .await;
         // Another holder takes the pool's one place.
         let holder = rig.browser.session().await?;
-        let account = serve::sandbox_account(&rig.queue, ORG, "owner@sandbox.test", PASSWORD).await;
+        let account =
+            serve::password_account(&rig.queue, ORG, "deliveroo", "owner@sandbox.test", PASSWORD)
+                .await;
         let id = rig
             .queue
             .submit(ORG, &account, JobKind::Pair, false)

@@ -39,8 +39,14 @@ async fn three_workers_finish_every_job_once_through_a_kill_and_a_drain() {
     let mut accounts = Vec::new();
     let mut jobs = Vec::new();
     for _ in 0..JOBS {
-        let account =
-            serve::sandbox_account(&stage.queue, ORG, "owner@sandbox.test", PASSWORD).await;
+        let account = serve::password_account(
+            &stage.queue,
+            ORG,
+            "deliveroo",
+            "owner@sandbox.test",
+            PASSWORD,
+        )
+        .await;
         let job = stage
             .queue
             .submit(ORG, &account, JobKind::Pair, false)

@@ -6,6 +6,8 @@
 mod databases;
 #[path = "support/rig.rs"]
 mod rig;
+#[path = "support/serve.rs"]
+mod serve;
 
 use std::io::Write;
 use std::sync::{Mutex, OnceLock};
@@ -16,8 +18,7 @@ use secrecy::SecretString;
 use pairing_worker::kit::sandbox::AccountChange;
 use pairing_worker::outcome::{InvalidCredentials, Outcome, StoreConfig, TwoFactor};
 use pairing_worker::queue::{
-    AccountSecrets, AccountUpdate, Change, CodeError, Job, JobKind, JobState, NewAccount,
-    SubmitError,
+    AccountUpdate, Change, CodeError, Job, JobKind, JobState, SubmitError,
 };
 use pairing_worker::secret::Credentials;
 
@@ -77,23 +78,7 @@ impl Rig {
     }
 
     async fn account(&self, provider: &str, username: &str, password: &str) -> String {
-        self.queue
-            .create_account(NewAccount {
-                organisation: ORG.into(),
-                provider: provider.into(),
-                secrets: AccountSecrets {
-                    credentials: Credentials {
-                        username: username.into(),
-                        password: SecretString::from(password.to_string()),
-                    },
-                    totp: None,
-                    mailbox: None,
-                },
-                stores: Vec::new(),
-            })
-            .await
-            .unwrap()
-            .id
+        serve::password_account(&self.queue, ORG, provider, username, password).await
     }
 
     async fn run(&self, account: &str, kind: JobKind, interactive: bool) -> Job {

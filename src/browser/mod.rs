@@ -28,6 +28,9 @@ pub use session::{PageSnapshot, Session};
 pub enum BrowserError {
     #[error("chromedriver not found ({0}): install the Debian packages `chromium` and `chromium-driver` (scripts/install-deps.sh does), or pass --webdriver URL")]
     DriverMissing(String),
+    /// Settings that cannot work together (named in the message), refused before any browser.
+    #[error("{0}")]
+    Misconfigured(String),
     #[error("chromedriver did not start: {0}")]
     DriverStart(String),
     #[error("cannot reach WebDriver at {url}: {reason} (is it running? check --webdriver)")]
@@ -152,6 +155,11 @@ impl Browser {
     /// Connects to `config.endpoints`, or starts a local chromedriver.
     pub async fn launch(config: BrowserConfig) -> Result<Browser, BrowserError> {
         install_crypto_provider();
+        if config.isolation == Some(Isolation::Context) && config.endpoints.len() > 1 {
+            return Err(BrowserError::Misconfigured(
+                "--isolation context drives one shared browser through one endpoint: give one --webdriver, or --isolation browser for several".into(),
+            ));
+        }
         let (grid, local) = if config.endpoints.is_empty() {
             let driver = Arc::new(LocalDriver::start().await?);
             driver.watch();

@@ -116,17 +116,18 @@ pub fn serve(
     Serve { child, log }
 }
 
-/// A Deliveroo sandbox account of `organisation` logging in as `username` (password only).
-pub async fn sandbox_account(
+/// An account of `organisation` on `provider` logging in as `username` (password only).
+pub async fn password_account(
     queue: &Queue,
     organisation: &str,
+    provider: &str,
     username: &str,
     password: &str,
 ) -> String {
     queue
         .create_account(NewAccount {
             organisation: organisation.into(),
-            provider: "deliveroo".into(),
+            provider: provider.into(),
             secrets: AccountSecrets {
                 credentials: Credentials {
                     username: username.into(),

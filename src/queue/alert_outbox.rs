@@ -8,6 +8,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::contacts::{Channel, Contact};
+use super::health::HISTORY_WINDOW;
 use super::{new_id, time, Change, Job, Queue, QueueError};
 use crate::outcome::{Outcome, PasswordVerdict, Resolution};
 
@@ -114,10 +115,22 @@ pub fn confirmable(outcome: Outcome) -> bool {
         && outcome.decision().password == PasswordVerdict::Accepted
 }
 
-/// A run of the same verdict at the head of an account's history.
-struct Streak {
-    length: i64,
-    has_worked: bool,
+/// A run of the same verdict at the head of an account's history, and whether the connection
+/// worked before it: what both the alerts and the early re-checks decide on, so they read it from
+/// the same window ([`HISTORY_WINDOW`]) with the same function.
+pub(super) struct Streak {
+    pub length: i64,
+    pub has_worked: bool,
+}
+
+impl Streak {
+    /// `newest_first`: the account's verdicts, latest first.
+    pub fn of(newest_first: &[Outcome], outcome: Outcome) -> Streak {
+        Streak {
+            length: newest_first.iter().take_while(|o| **o == outcome).count() as i64,
+            has_worked: newest_first.contains(&Outcome::Paired),
+        }
+    }
 }
 
 /// How soon a check confirms a confirmable failure.
@@ -199,18 +212,18 @@ impl Queue {
     ) -> Result<Streak, QueueError> {
         let rows = sqlx::query(
             "SELECT outcome FROM account_history WHERE account_id = $1 \
-             ORDER BY at DESC, id DESC LIMIT 50",
+             ORDER BY at DESC, id DESC LIMIT $2",
         )
         .bind(account_id)
+        .bind(HISTORY_WINDOW)
         .fetch_all(&mut *conn)
         .await?;
-        let outcomes: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
-        let same = outcome.to_string();
-        let paired = Outcome::Paired.to_string();
-        Ok(Streak {
-            length: outcomes.iter().take_while(|o| **o == same).count() as i64,
-            has_worked: outcomes.contains(&paired),
-        })
+        let outcomes = rows
+            .iter()
+            .map(|row| row.get::<String, _>(0).parse::<Outcome>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| QueueError::Corrupt("history outcome".into()))?;
+        Ok(Streak::of(&outcomes, outcome))
     }
 
     async fn last_alert_kind(
@@ -440,5 +453,22 @@ impl Queue {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod streak_tests {
+    use super::*;
+    use crate::outcome::InvalidCredentials;
+
+    #[test]
+    fn a_streak_counts_the_same_verdict_at_the_head_and_remembers_a_pairing() {
+        let wrong = Outcome::InvalidCredentials(InvalidCredentials::WrongPassword);
+        let history = [wrong, wrong, Outcome::Paired, wrong];
+        let streak = Streak::of(&history, wrong);
+        assert_eq!((streak.length, streak.has_worked), (2, true));
+        let never = Streak::of(&[wrong], wrong);
+        assert_eq!((never.length, never.has_worked), (1, false));
+        assert_eq!(Streak::of(&history, Outcome::Paired).length, 0);
     }
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 use rand::Rng as _;
 use sqlx::Row;
 
-use super::alert_outbox::confirmable;
+use super::alert_outbox::{confirmable, Streak};
+use super::health::HISTORY_WINDOW;
 use super::jobs::{JobRequest, StartError};
 use super::{Health, HistoryEntry, JobKind, Queue, QueueError, SubmitError};
 use crate::outcome::Outcome;
@@ -175,19 +176,15 @@ impl Queue {
         let Some(latest) = history.last() else {
             return Ok(false);
         };
+        let newest_first: Vec<Outcome> = history.iter().rev().map(|e| e.outcome).collect();
+        let streak = Streak::of(&newest_first, latest.outcome);
         // Only a connection that worked is confirmed early: one that never paired is the
         // dashboard's to show, and nobody's orders stopped.
-        let has_worked = history.iter().any(|entry| entry.outcome == Outcome::Paired);
-        if !confirmable(latest.outcome) || !has_worked {
+        if !confirmable(latest.outcome) || !streak.has_worked {
             return Ok(false);
         }
-        let streak = history
-            .iter()
-            .rev()
-            .take_while(|entry| entry.outcome == latest.outcome)
-            .count();
         let threshold = self.alert_preferences(organisation).await?.threshold;
-        Ok(streak < threshold.max(1) as usize)
+        Ok(streak.length < i64::from(threshold.max(1)))
     }
 
     async fn check_one(
@@ -200,7 +197,7 @@ impl Queue {
         let Some(account) = self.account(organisation, id).await? else {
             return Err(QueueError::UnknownAccount(id.to_string()));
         };
-        let history = self.history(id, 200).await?;
+        let history = self.history(id, HISTORY_WINDOW).await?;
         let confirming = self.awaiting_confirmation(organisation, &history).await?;
         if !confirming && !matches!(Health::from_history(&history), Health::Healthy { .. }) {
             return Ok(CheckDecision::Skipped(CheckSkipped::NotHealthy));

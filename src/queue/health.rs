@@ -7,6 +7,9 @@ use sqlx::{Any, Row};
 use super::rows::{history_from_row, job_from_row, JOB_COLUMNS, LIVE_STATES};
 use super::{Health, HistoryEntry, Job, Queue, QueueError};
 
+/// How many of an account's latest verdicts its health, its alerts and its early re-checks read.
+pub(super) const HISTORY_WINDOW: i64 = 200;
+
 impl Queue {
     /// The account's latest `limit` verdicts, oldest first.
     pub async fn history(
@@ -80,7 +83,9 @@ impl Queue {
 
     /// Healthy, or needing attention since the first failure after the last success.
     pub async fn health(&self, account_id: &str) -> Result<Health, QueueError> {
-        Ok(Health::from_history(&self.history(account_id, 200).await?))
+        Ok(Health::from_history(
+            &self.history(account_id, HISTORY_WINDOW).await?,
+        ))
     }
 
     /// [`Queue::health`] inside the caller's transaction.

@@ -51,9 +51,6 @@ pub struct WorkerConfig {
     pub portal_hosts: PortalHosts,
     /// Deadlines, budgets and the artifacts folder for every pairing.
     pub pairing: PairingOptions,
-    /// Sessions on the WebDriver endpoints older than this are deleted (a worker that died left
-    /// them); `None`: the longest a pairing can run, plus a minute.
-    pub reap_sessions_after: Option<Duration>,
     /// How often this worker looks for accounts due a scheduled health check (`None`: it
     /// schedules none; every worker may, each due account is taken by one).
     pub health_check_tick: Option<Duration>,
@@ -76,7 +73,6 @@ impl Default for WorkerConfig {
             portal_hosts: PortalHosts::real(),
             pairing: PairingOptions::default(),
             health_check_tick: None,
-            reap_sessions_after: None,
         }
     }
 }
@@ -126,10 +122,9 @@ impl Worker {
             tokio::spawn(schedule_health_checks(queue, tick, stop))
         });
         let reaper = self.sessions.browser().has_endpoints().then(|| {
-            let max_age = self
-                .config
-                .reap_sessions_after
-                .unwrap_or_else(|| self.config.pairing.longest_run() + Duration::from_secs(60));
+            // Sessions on the endpoints older than any pairing can run were left by a worker
+            // that died (or a close that never arrived).
+            let max_age = self.config.pairing.longest_run() + Duration::from_secs(60);
             let (browser, stop) = (self.sessions.browser().clone(), stop.clone());
             tokio::spawn(reap_stale_sessions(browser, max_age, stop))
         });

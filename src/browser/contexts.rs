@@ -81,7 +81,7 @@ async fn host(browser: &Browser) -> Result<Arc<Host>, BrowserError> {
             let _ = tokio::time::timeout(timeout, anchor.close()).await;
         });
     }
-    let (anchor, profile) = browser.launch_chromium(None).await?;
+    let (anchor, profile) = browser.launch_chromium(&browser.endpoint()).await?;
     let debugger_address = anchor
         .capabilities()
         .and_then(|caps| caps.get("goog:chromeOptions"))

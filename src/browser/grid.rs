@@ -125,13 +125,14 @@ enum Pick {
 }
 
 impl Grid {
-    pub(super) fn new(endpoints: &[Endpoint], default_max: usize) -> Arc<Grid> {
+    /// An endpoint without `max_sessions` takes as many as the worker's slots ask for.
+    pub(super) fn new(endpoints: &[Endpoint]) -> Arc<Grid> {
         Arc::new(Grid {
             endpoints: endpoints
                 .iter()
                 .map(|endpoint| EndpointState {
                     url: endpoint.url.trim_end_matches('/').to_string(),
-                    max: endpoint.max_sessions.unwrap_or(default_max).max(1),
+                    max: endpoint.max_sessions.unwrap_or(usize::MAX).max(1),
                     open: Mutex::default(),
                 })
                 .collect(),
@@ -290,27 +291,32 @@ impl Grid {
 
     /// Sessions open on every endpoint, whoever opened them (for checks that none leaked).
     pub(super) async fn sessions_open(&self) -> Result<usize, BrowserError> {
-        let client = http_client();
         let mut open = 0;
-        for endpoint in &self.endpoints {
-            let listed = list_sessions(&client, &endpoint.url).await.map_err(|e| {
-                BrowserError::Unreachable {
-                    url: endpoint.url.clone(),
-                    reason: e.to_string(),
-                }
-            })?;
-            open += match listed {
-                Listed::Grid(nodes) => nodes
-                    .iter()
-                    .filter_map(|node| node["slots"].as_array())
-                    .flatten()
-                    .filter(|slot| slot["session"].is_object())
-                    .count(),
-                Listed::Driver(ids) => ids.len(),
-            };
+        for url in self.urls() {
+            open += sessions_open_on(url).await?;
         }
         Ok(open)
     }
+}
+
+/// Sessions open on one endpoint, by its own account: a grid's busy slots, a chromedriver's list.
+pub(super) async fn sessions_open_on(url: &str) -> Result<usize, BrowserError> {
+    let listed =
+        list_sessions(&http_client(), url)
+            .await
+            .map_err(|e| BrowserError::Unreachable {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?;
+    Ok(match listed {
+        Listed::Grid(nodes) => nodes
+            .iter()
+            .filter_map(|node| node["slots"].as_array())
+            .flatten()
+            .filter(|slot| slot["session"].is_object())
+            .count(),
+        Listed::Driver(ids) => ids.len(),
+    })
 }
 
 fn http_client() -> reqwest::Client {
@@ -419,13 +425,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_least_busy_endpoint_with_room_is_taken_and_a_full_grid_waits() {
-        let grid = Grid::new(
-            &[
-                Endpoint::new("http://a:4444").with_max_sessions(Some(2)),
-                Endpoint::new("http://b:4444").with_max_sessions(Some(1)),
-            ],
-            8,
-        );
+        let grid = Grid::new(&[
+            Endpoint::new("http://a:4444").with_max_sessions(Some(2)),
+            Endpoint::new("http://b:4444").with_max_sessions(Some(1)),
+        ]);
         let first = grid.try_take().expect("room");
         let second = grid.try_take().expect("room");
         assert_ne!(first.url(), second.url(), "spread over both");
@@ -447,7 +450,7 @@ mod tests {
 
     #[tokio::test]
     async fn endpoints_set_aside_are_skipped_and_all_down_is_an_error_not_a_wait() {
-        let grid = Grid::new(&[Endpoint::new("http://a"), Endpoint::new("http://b")], 4);
+        let grid = Grid::new(&[Endpoint::new("http://a"), Endpoint::new("http://b")]);
         let a = grid.try_take().unwrap();
         a.set_aside();
         let index_a = a.index;

@@ -165,7 +165,7 @@ impl Browser {
             driver.watch();
             (None, Some(driver))
         } else {
-            (Some(Grid::new(&config.endpoints, usize::MAX)), None)
+            (Some(Grid::new(&config.endpoints)), None)
         };
         let browser = Browser {
             grid,
@@ -251,20 +251,7 @@ impl Browser {
         match (self.isolation(), &self.grid) {
             (Isolation::Context, _) => contexts::open_contexts(self).await,
             (Isolation::Browser, Some(grid)) => grid.sessions_open().await,
-            (Isolation::Browser, None) => {
-                let failed = |e: reqwest::Error| BrowserError::Unreachable {
-                    url: self.endpoint(),
-                    reason: e.to_string(),
-                };
-                let url = format!("{}/sessions", self.endpoint());
-                let body: Value = reqwest::get(url)
-                    .await
-                    .map_err(failed)?
-                    .json()
-                    .await
-                    .map_err(failed)?;
-                Ok(body["value"].as_array().map_or(0, Vec::len))
-            }
+            (Isolation::Browser, None) => grid::sessions_open_on(&self.endpoint()).await,
         }
     }
 
@@ -364,13 +351,13 @@ impl Browser {
                 }
                 Err(last_error.expect("one endpoint at least"))
             }
-            (Isolation::Browser, None) => self.open_browser(None).await,
+            (Isolation::Browser, None) => self.open_browser(&self.endpoint()).await,
         }
     }
 
     /// A session on the endpoint `slot` holds a place on; an unreachable one is set aside.
     async fn open_on(&self, slot: GridSlot) -> Result<Session, BrowserError> {
-        let opened = self.open_browser(Some(&slot)).await;
+        let opened = self.open_browser(slot.url()).await;
         match opened {
             Ok(mut session) => {
                 if let Owner::Browser { slot: held, .. } = &mut session.owner {
@@ -387,8 +374,8 @@ impl Browser {
         }
     }
 
-    async fn open_browser(&self, on: Option<&GridSlot>) -> Result<Session, BrowserError> {
-        let (client, profile) = self.launch_chromium(on.map(GridSlot::url)).await?;
+    async fn open_browser(&self, endpoint: &str) -> Result<Session, BrowserError> {
+        let (client, profile) = self.launch_chromium(endpoint).await?;
         Ok(Session {
             client: Some(client),
             timeout: self.config.command_timeout,
@@ -403,7 +390,7 @@ impl Browser {
     /// Starts a Chromium with a fresh, throwaway profile under a new WebDriver session.
     async fn launch_chromium(
         &self,
-        on: Option<&str>,
+        endpoint: &str,
     ) -> Result<(Client, Option<tempfile::TempDir>), BrowserError> {
         let profile = match &self.local {
             // Under the driver's folder: its reaper and the start-up sweep remove it with the
@@ -434,10 +421,7 @@ impl Browser {
         caps.insert("goog:chromeOptions".into(), options);
         caps.insert("pageLoadStrategy".into(), json!("normal"));
         caps.insert("unhandledPromptBehavior".into(), json!("dismiss"));
-        let client = match on {
-            Some(url) => self.connect_to(url, caps).await?,
-            None => self.connect(caps).await?,
-        };
+        let client = self.connect_to(endpoint, caps).await?;
         Ok((client, profile))
     }
 

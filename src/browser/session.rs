@@ -33,6 +33,17 @@ impl Session {
     pub(crate) fn generation(&self) -> u64 {
         self.generation
     }
+
+    /// What the session owns, for releasing it (an empty owner is left behind).
+    fn take_owner(&mut self) -> Owner {
+        std::mem::replace(
+            &mut self.owner,
+            Owner::Browser {
+                _profile: None,
+                slot: None,
+            },
+        )
+    }
 }
 
 /// What a session's WebDriver client is attached to, and so what closing it means.
@@ -397,13 +408,7 @@ impl Session {
     pub async fn close(mut self) -> Result<(), BrowserError> {
         match self.client.take() {
             Some(client) => {
-                let owner = std::mem::replace(
-                    &mut self.owner,
-                    Owner::Browser {
-                        _profile: None,
-                        slot: None,
-                    },
-                );
+                let owner = self.take_owner();
                 release(client, owner, self.timeout).await
             }
             None => Ok(()),
@@ -439,13 +444,7 @@ impl Drop for Session {
         // Error paths and panics: still end the session, in the background.
         if let Some(client) = self.client.take() {
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                let owner = std::mem::replace(
-                    &mut self.owner,
-                    Owner::Browser {
-                        _profile: None,
-                        slot: None,
-                    },
-                );
+                let owner = self.take_owner();
                 let timeout = self.timeout;
                 handle.spawn(async move {
                     let _ = release(client, owner, timeout).await;
